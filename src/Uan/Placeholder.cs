@@ -1,0 +1,2 @@
+namespace Uan;
+internal static class Placeholder { }

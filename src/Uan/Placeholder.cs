@@ -1,2 +1,0 @@
-namespace Uan;
-internal static class Placeholder { }

@@ -1,0 +1,200 @@
+using System.Globalization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Uan;
+
+/// <summary>
+/// A parsed norm spec such as <c>uan:k=3,mode=batchstats</c>: a kind and its options (keys lower-case).
+/// </summary>
+public sealed record NormSpec(string Kind, IReadOnlyDictionary<string, string> Options)
+{
+    /// <summary>The spec in canonical text form (kind, then options sorted by key).</summary>
+    public override string ToString() =>
+        Options.Count == 0 ? Kind : Kind + ":" + string.Join(",", Options.OrderBy(p => p.Key).Select(p => $"{p.Key}={p.Value}"));
+}
+
+/// <summary>
+/// The norm factory: every model takes its normalisation as a spec string, so a model is written once and run with
+/// any norm. Kinds: <c>none</c>, <c>bn</c>, <c>ln</c>, <c>gn</c>, <c>in</c>, <c>mn</c>, <c>uan</c>; options after a
+/// colon, comma-separated (<c>uan:k=3,mode=batchstats</c>, <c>gn:groups=8</c>). BatchNorm, GroupNorm and
+/// InstanceNorm are TorchSharp's own modules; <c>ln</c> is TorchSharp's GroupNorm with one group, the usual
+/// channels-first LayerNorm (statistics over C and all spatial dims per sample, per-channel affine).
+/// </summary>
+public static class Norms
+{
+    /// <summary>Accepted kinds and their options, as shown in error messages.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> Kinds = new Dictionary<string, string[]>
+    {
+        ["none"] = Array.Empty<string>(),
+        ["bn"] = new[] { "eps", "momentum", "affine" },
+        ["ln"] = new[] { "eps", "affine" },
+        ["gn"] = new[] { "groups", "eps", "affine" },
+        ["in"] = new[] { "eps", "momentum", "affine" },
+        ["mn"] = new[] { "k", "eps", "momentum", "iters", "affine" },
+        ["uan"] = new[] { "k", "mode", "eps", "momentum", "affine", "init", "cluster", "compat-eval" },
+    };
+
+    /// <summary>What the factory accepts, one line.</summary>
+    public static string Accepted =>
+        string.Join("; ", Kinds.Select(k => k.Value.Length == 0 ? k.Key : $"{k.Key}[:{string.Join(",", k.Value.Select(o => o + "=…"))}]"));
+
+    /// <summary>Parses a spec string; throws <see cref="ArgumentException"/> naming the problem and what is accepted.</summary>
+    public static NormSpec Parse(string spec)
+    {
+        if (string.IsNullOrWhiteSpace(spec))
+            throw new ArgumentException($"Empty norm spec. Accepted: {Accepted}.", nameof(spec));
+        var parts = spec.Trim().Split(':', 2);
+        var kind = parts[0].Trim().ToLowerInvariant();
+        if (!Kinds.TryGetValue(kind, out var allowed))
+            throw new ArgumentException($"Unknown norm '{parts[0].Trim()}' in spec '{spec}'. Accepted: {Accepted}.",
+                nameof(spec));
+        var options = new Dictionary<string, string>();
+        if (parts.Length == 2 && parts[1].Trim().Length > 0)
+        {
+            foreach (var item in parts[1].Split(','))
+            {
+                var kv = item.Split('=', 2);
+                var key = kv[0].Trim().ToLowerInvariant();
+                if (kv.Length != 2 || key.Length == 0 || kv[1].Trim().Length == 0)
+                    throw new ArgumentException(
+                        $"Bad option '{item}' in norm spec '{spec}': expected key=value. Options of {kind}: " +
+                        (allowed.Length == 0 ? "none" : string.Join(", ", allowed)) + ".", nameof(spec));
+                if (!allowed.Contains(key))
+                    throw new ArgumentException(
+                        $"Unknown option '{key}' for norm '{kind}' in spec '{spec}'. Options of {kind}: " +
+                        (allowed.Length == 0 ? "none" : string.Join(", ", allowed)) + ".", nameof(spec));
+                options[key] = kv[1].Trim();
+            }
+        }
+        return new NormSpec(kind, options);
+    }
+
+    /// <summary>
+    /// Builds the norm described by <paramref name="spec"/> for <paramref name="channels"/> channels. The module takes
+    /// [N, C, ...] inputs with <paramref name="spatialDims"/> spatial dims (0 for [N, C], 1, 2 or 3); BatchNorm and
+    /// InstanceNorm are rank-specific in TorchSharp, the other kinds accept any rank.
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> Create(string spec, long channels, int spatialDims = 2) =>
+        Create(Parse(spec), channels, spatialDims);
+
+    /// <inheritdoc cref="Create(string, long, int)"/>
+    public static nn.Module<Tensor, Tensor> Create(NormSpec spec, long channels, int spatialDims = 2)
+    {
+        if (channels < 1)
+            throw new ArgumentException($"Norm '{spec}': channels must be ≥ 1, got {channels}.", nameof(channels));
+        if (spatialDims < 0 || spatialDims > 3)
+            throw new ArgumentException($"Norm '{spec}': spatialDims must be 0..3, got {spatialDims}.",
+                nameof(spatialDims));
+        var o = spec.Options;
+        switch (spec.Kind)
+        {
+            case "none":
+                return nn.Identity();
+            case "bn":
+            {
+                double eps = Num(spec, "eps", 1e-5), momentum = Num(spec, "momentum", 0.1);
+                bool affine = Bool(spec, "affine", true);
+                return spatialDims switch
+                {
+                    0 or 1 => nn.BatchNorm1d(channels, eps, momentum, affine),
+                    2 => nn.BatchNorm2d(channels, eps, momentum, affine),
+                    _ => nn.BatchNorm3d(channels, eps, momentum, affine),
+                };
+            }
+            case "in":
+            {
+                if (spatialDims == 0)
+                    throw new ArgumentException($"Norm '{spec}': InstanceNorm needs at least one spatial dim.",
+                        nameof(spatialDims));
+                double eps = Num(spec, "eps", 1e-5), momentum = Num(spec, "momentum", 0.1);
+                bool affine = Bool(spec, "affine", true);
+                return spatialDims switch
+                {
+                    1 => nn.InstanceNorm1d(channels, eps, momentum, affine),
+                    2 => nn.InstanceNorm2d(channels, eps, momentum, affine),
+                    _ => nn.InstanceNorm3d(channels, eps, momentum, affine),
+                };
+            }
+            case "ln":
+                return nn.GroupNorm(1, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
+            case "gn":
+            {
+                // Default: the largest divisor of C that is at most 32 (32 groups is GroupNorm's usual choice).
+                int fallback = (int)Enumerable.Range(1, (int)Math.Min(32, channels)).Last(g => channels % g == 0);
+                long groups = Int(spec, "groups", fallback);
+                if (groups < 1 || channels % groups != 0)
+                    throw new ArgumentException(
+                        $"Norm '{spec}': groups must divide the channel count {channels}, got {groups}.", nameof(spec));
+                return nn.GroupNorm(groups, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
+            }
+            case "mn":
+                return new MixtureNorm(channels, new MixtureNormOptions
+                {
+                    Components = Int(spec, "k", 3),
+                    Eps = Num(spec, "eps", 1e-3),
+                    Momentum = Num(spec, "momentum", 0.1),
+                    EmIterations = Int(spec, "iters", 2),
+                    Affine = Bool(spec, "affine", true),
+                });
+            case "uan":
+                return new UnsupervisedAdaptiveNorm(channels, new UanOptions
+                {
+                    Components = Int(spec, "k", 3),
+                    Mode = o.TryGetValue("mode", out var mode) ? ParseMode(spec, mode) : UanMode.Paper,
+                    Eps = Num(spec, "eps", 1e-3),
+                    Momentum = Num(spec, "momentum", 0.1),
+                    Affine = Bool(spec, "affine", false),
+                    Init = o.TryGetValue("init", out var init) ? ParseInit(spec, init) : null,
+                    ClusterLossWeight = Num(spec, "cluster", 0),
+                    CompatUpdateInEval = Bool(spec, "compat-eval", false),
+                });
+            default:
+                throw new ArgumentException($"Unknown norm '{spec.Kind}'. Accepted: {Accepted}.", nameof(spec));
+        }
+    }
+
+    static UanMode ParseMode(NormSpec spec, string value) => value.ToLowerInvariant() switch
+    {
+        "paper" => UanMode.Paper,
+        "batchstats" or "batch" => UanMode.BatchStats,
+        "compat" or "referencecompat" or "reference" => UanMode.ReferenceCompat,
+        _ => throw new ArgumentException(
+            $"Norm '{spec}': unknown UAN mode '{value}'. Accepted: paper, batchstats, compat.", nameof(spec)),
+    };
+
+    static UanInit ParseInit(NormSpec spec, string value) => value.ToLowerInvariant() switch
+    {
+        "data" => UanInit.Data,
+        "uniform" => UanInit.Uniform,
+        _ => throw new ArgumentException(
+            $"Norm '{spec}': unknown UAN init '{value}'. Accepted: data, uniform.", nameof(spec)),
+    };
+
+    static double Num(NormSpec spec, string key, double fallback)
+    {
+        if (!spec.Options.TryGetValue(key, out var text)) return fallback;
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v))
+            return v;
+        throw new ArgumentException($"Norm '{spec}': option {key} must be a number, got '{text}'.", nameof(spec));
+    }
+
+    static int Int(NormSpec spec, string key, int fallback)
+    {
+        if (!spec.Options.TryGetValue(key, out var text)) return fallback;
+        if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) return v;
+        throw new ArgumentException($"Norm '{spec}': option {key} must be an integer, got '{text}'.", nameof(spec));
+    }
+
+    static bool Bool(NormSpec spec, string key, bool fallback)
+    {
+        if (!spec.Options.TryGetValue(key, out var text)) return fallback;
+        return text.ToLowerInvariant() switch
+        {
+            "true" or "1" or "yes" or "on" => true,
+            "false" or "0" or "no" or "off" => false,
+            _ => throw new ArgumentException($"Norm '{spec}': option {key} must be true or false, got '{text}'.",
+                nameof(spec)),
+        };
+    }
+}

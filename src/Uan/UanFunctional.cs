@@ -129,9 +129,11 @@ public static class UanFunctional
     /// λ ≡ 1, Gaussian kernel without its constant, eps at each of its places, E_k and V_k as coded (per sample,
     /// mean over the spatial dims; element-wise for 2-D input). This does not normalise: for realistic batches
     /// E_k ≈ 0 and V_k ≈ 0, so y ≈ x · Σ_k τ_k / sqrt(eps(1 + eps)), a gain of about 31.6 at eps = 1e-3
-    /// (spec Part B §1.4). Also returns the output statistics that the reference writes into its parameters.
+    /// (spec Part B §1.4). Also returns the output statistics that the reference writes into its parameters (those
+    /// of h_k, before the optional affine, which the reference does not have).
     /// </summary>
-    public static (Tensor Output, ReferenceStats Stats) ReferenceCompat(Tensor x, Tensor mu, Tensor rho, double eps)
+    public static (Tensor Output, ReferenceStats Stats) ReferenceCompat(Tensor x, Tensor mu, Tensor rho, double eps,
+        Tensor? weight = null, Tensor? bias = null)
     {
         using var scope = NewDisposeScope();
         int d = (int)x.dim();
@@ -166,7 +168,7 @@ public static class UanFunctional
         var outMean = hd.mean(all).reshape(k, c);
         var outVar = hd.var(all, unbiased: false).reshape(k, c);
         var tauMean = tau.detach().reshape(k, -1).mean(new long[] { 1 });   // scalar per k, over N, C and space
-        return (y.MoveToOuterDisposeScope(), new ReferenceStats(outMean.MoveToOuterDisposeScope(),
+        return (Affine(y, weight, bias).MoveToOuterDisposeScope(), new ReferenceStats(outMean.MoveToOuterDisposeScope(),
             outVar.MoveToOuterDisposeScope(), tauMean.MoveToOuterDisposeScope()));
     }
 

@@ -89,18 +89,27 @@ public static class UanFunctional
         Tensor mixtureMean, Tensor mixtureVar, double eps)
     {
         using var scope = NewDisposeScope();
-        var tau = Responsibilities(x, logLambda, mixtureMean, mixtureVar, out _);
+        var logits = LogComponentDensities(x, logLambda, mixtureMean, mixtureVar);
+        var logTau = logits - logits.logsumexp(0, keepdim: true);
+        var tau = logTau.exp();
         var xs = x.unsqueeze(0);
         var dims = ReductionDims((int)xs.dim());
-        var w = tau.sum(dims, keepdim: true);                           // s_k
-        var m = (tau * xs).sum(dims, keepdim: true) / w;                 // m_k
+        // m_k and v_k are ratios Σ τ·(…) / Σ τ, so any per-(k, c) factor cancels: weigh by τ / max τ, computed in
+        // log space. A component whose τ underflows to 0 over the whole batch (far from every input) would give
+        // s_k = 0 and m_k = 0/0 = NaN, and that NaN reaches every output through 0·NaN; with the shift the weights
+        // always include a 1, so s_k > 0 and the moments are the (finite) limit. The shift is a constant for autograd.
+        var shift = logTau.detach().amax(dims, keepdim: true);
+        var wt = (logTau - shift).exp();
+        var w = wt.sum(dims, keepdim: true);                            // s_k / max τ
+        var m = (wt * xs).sum(dims, keepdim: true) / w;                  // m_k
         var centered = xs - m;
-        var v = (tau * centered.square()).sum(dims, keepdim: true) / w;  // v_k (biased)
+        var v = (wt * centered.square()).sum(dims, keepdim: true) / w;   // v_k (biased)
         var invStd = (v + eps).rsqrt();
         var y = (tau * (-0.5 * View(logLambda, (int)x.dim())).exp() * centered * invStd).sum(dim: 0);
 
         // Reliability-weights Bessel factor V1²/(V1² − V2): n/(n−1) for K = 1, as torch's BatchNorm running_var.
-        var w2 = tau.detach().square().sum(dims, keepdim: true);
+        // (Scale invariant, so the shifted weights serve.)
+        var w2 = wt.detach().square().sum(dims, keepdim: true);
         var w1 = w.detach();
         var denom = w1.square() - w2;
         var bessel = where(denom > 0, w1.square() / denom.clamp_min(1e-30), ones_like(denom));
@@ -129,9 +138,11 @@ public static class UanFunctional
     /// λ ≡ 1, Gaussian kernel without its constant, eps at each of its places, E_k and V_k as coded (per sample,
     /// mean over the spatial dims; element-wise for 2-D input). This does not normalise: for realistic batches
     /// E_k ≈ 0 and V_k ≈ 0, so y ≈ x · Σ_k τ_k / sqrt(eps(1 + eps)), a gain of about 31.6 at eps = 1e-3
-    /// (spec Part B §1.4). Also returns the output statistics that the reference writes into its parameters.
+    /// (spec Part B §1.4). Also returns the output statistics that the reference writes into its parameters (those
+    /// of h_k, before the optional affine, which the reference does not have).
     /// </summary>
-    public static (Tensor Output, ReferenceStats Stats) ReferenceCompat(Tensor x, Tensor mu, Tensor rho, double eps)
+    public static (Tensor Output, ReferenceStats Stats) ReferenceCompat(Tensor x, Tensor mu, Tensor rho, double eps,
+        Tensor? weight = null, Tensor? bias = null)
     {
         using var scope = NewDisposeScope();
         int d = (int)x.dim();
@@ -166,7 +177,7 @@ public static class UanFunctional
         var outMean = hd.mean(all).reshape(k, c);
         var outVar = hd.var(all, unbiased: false).reshape(k, c);
         var tauMean = tau.detach().reshape(k, -1).mean(new long[] { 1 });   // scalar per k, over N, C and space
-        return (y.MoveToOuterDisposeScope(), new ReferenceStats(outMean.MoveToOuterDisposeScope(),
+        return (Affine(y, weight, bias).MoveToOuterDisposeScope(), new ReferenceStats(outMean.MoveToOuterDisposeScope(),
             outVar.MoveToOuterDisposeScope(), tauMean.MoveToOuterDisposeScope()));
     }
 

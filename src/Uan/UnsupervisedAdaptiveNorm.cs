@@ -147,7 +147,7 @@ public sealed class UnsupervisedAdaptiveNorm : nn.Module<Tensor, Tensor>
                 return yb;
 
             default:
-                var (yr, stats) = UanFunctional.ReferenceCompat(x, _mu, _rho, o.Eps);
+                var (yr, stats) = UanFunctional.ReferenceCompat(x, _mu, _rho, o.Eps, _weight, _bias);
                 if (training || o.CompatUpdateInEval)
                 {
                     DisposePending();

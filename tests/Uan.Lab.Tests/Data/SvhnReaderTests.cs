@@ -58,6 +58,19 @@ public class SvhnReaderTests
     }
 
     [Fact]
+    public void ReadsAFileWrittenBySciPy()
+    {
+        // Fixtures/svhn_scipy_32x32.mat comes from SciPy's savemat (see make_svhn_fixture.py next to it).
+        string path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "svhn_scipy_32x32.mat");
+        using var ds = SvhnReader.LoadFile(path);
+        Assert.Equal(new long[] { 0, 1, 5 }, ds.Labels.data<long>().ToArray());
+        Assert.Equal(X(2, 30, 0, 0), ds.Images[0, 0, 2, 30].item<byte>());
+        Assert.Equal(X(31, 4, 2, 2), ds.Images[2, 2, 31, 4].item<byte>());
+        using var expected = ExpectedImages(3);
+        Assert.True(ds.Images.SameAs(expected));
+    }
+
+    [Fact]
     public void ExtraVariablesAndCellArraysAreSkipped()
     {
         using var dir = new TempDir();

@@ -31,7 +31,7 @@ internal static class DataFiles
         {
             using var input = new MemoryStream(raw, writable: false);
             using var gz = new GZipStream(input, CompressionMode.Decompress);
-            using var output = new MemoryStream(raw.Length * 4);
+            using var output = new MemoryStream((int)Math.Min(4L * raw.Length, Array.MaxLength));
             gz.CopyTo(output);
             return output.ToArray();
         }

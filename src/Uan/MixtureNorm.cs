@@ -106,7 +106,7 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
             using var scope = NewDisposeScope();
             var y = UanFunctional.MixtureRunningTransform(x, _mixWeight.log(), _mixMean, _mixVar, _runningMean,
                 _runningVar, o.Eps);
-            return Affine(y).MoveToOuterDisposeScope();
+            return UanFunctional.Affine(y, _weight, _bias).MoveToOuterDisposeScope();
         }
 
         using (var scope = NewDisposeScope())
@@ -133,20 +133,12 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
                 _runningMean.mul_(1 - o.Momentum).add_(moments.Mean.to(_runningMean.dtype), o.Momentum);
                 _runningVar.mul_(1 - o.Momentum).add_(moments.UnbiasedVar.to(_runningVar.dtype), o.Momentum);
             }
-            return Affine(y).MoveToOuterDisposeScope();
+            return UanFunctional.Affine(y, _weight, _bias).MoveToOuterDisposeScope();
         }
     }
 
     /// <summary>The running mixture as plain tensors (copies): λ, μ, σ², each [K, C].</summary>
     public GaussianMixture GetMixture() => new(_mixWeight.clone(), _mixMean.clone(), _mixVar.clone());
-
-    Tensor Affine(Tensor y)
-    {
-        if (_weight is null) return y;
-        var shape = Enumerable.Repeat(1L, (int)y.dim()).ToArray();
-        shape[1] = Channels;
-        return y * _weight.view(shape) + _bias!.view(shape);
-    }
 
     void Replace(ref Parameter? field, Parameter? value, string name)
     {

@@ -227,7 +227,8 @@ public static class UanFunctional
         return (tau * scale * (x.unsqueeze(0) - View(mean, d))).sum(dim: 0);
     }
 
-    static Tensor Affine(Tensor y, Tensor? weight, Tensor? bias)
+    /// <summary>y·weight + bias with [C] weight and bias broadcast over dim 1; either may be null.</summary>
+    internal static Tensor Affine(Tensor y, Tensor? weight, Tensor? bias)
     {
         if (weight is null && bias is null) return y;
         var shape = new long[y.dim()];

@@ -1,0 +1,161 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Uan.Lab.Training;
+
+/// <summary>
+/// Everything that defines one training run. Written into <c>results.json</c> so a report can be rebuilt, and a run
+/// reproduced, from the file alone.
+/// </summary>
+public sealed record RunConfig
+{
+    /// <summary>Dataset id as <see cref="Data.DataLocator"/> knows it (mnist-subset, mnist, fashion-mnist, cifar10, ...).</summary>
+    public string Dataset { get; init; } = "mnist-subset";
+    /// <summary>Model name: shallow-cnn, densenet40, densenet100.</summary>
+    public string Model { get; init; } = "shallow-cnn";
+    /// <summary>Norm spec string for the layer under study (see <see cref="Uan.Norms.Parse"/>).</summary>
+    public string Norm { get; init; } = "bn";
+    /// <summary>Optional norm on the model's input (DenseNet), or null.</summary>
+    public string? InputNorm { get; init; }
+    /// <summary>Short label for tables and plots (for example "UAN"); defaults to the norm spec.</summary>
+    public string? Label { get; init; }
+    public double LearningRate { get; init; } = 1e-3;
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 256;
+    public int Seed { get; init; } = 1;
+    /// <summary>adamw (decay not scaled by lr, as tfa) or sgd (Nesterov, DenseNet step schedule).</summary>
+    public string Optimizer { get; init; } = "adamw";
+    /// <summary>Decoupled weight decay (1e-4 in the paper).</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>Training images used (after the validation split), or null for all.</summary>
+    public int? TrainLimit { get; init; }
+    /// <summary>Fraction of the training set held out (the last images, as Keras validation_split does).</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+    /// <summary>Test images used, or null for all.</summary>
+    public int? TestLimit { get; init; }
+    /// <summary>Side of the square network input; null keeps the dataset's native size.</summary>
+    public int? ImageSize { get; init; }
+    public bool Augment { get; init; } = true;
+    public string Device { get; init; } = "cpu";
+    /// <summary>Intra-op threads for libtorch; null leaves libtorch's default.</summary>
+    public int? Threads { get; init; }
+}
+
+/// <summary>Metrics for one epoch. Validation and test numbers are measured in eval mode after the epoch.</summary>
+public sealed record EpochMetrics
+{
+    /// <summary>1-based epoch number.</summary>
+    public int Epoch { get; init; }
+    public double LearningRate { get; init; }
+    public double TrainLoss { get; init; }
+    public double TrainAccuracy { get; init; }
+    public double ValLoss { get; init; }
+    public double ValAccuracy { get; init; }
+    public double TestLoss { get; init; }
+    public double TestAccuracy { get; init; }
+    public double TestTop5 { get; init; }
+    /// <summary>Macro-averaged (over classes) precision of the argmax prediction on the test set.</summary>
+    public double TestPrecision { get; init; }
+    public double TestRecall { get; init; }
+    public double TestF1 { get; init; }
+    /// <summary>Wall time of the training part of the epoch, seconds.</summary>
+    public double TrainSeconds { get; init; }
+    /// <summary>Wall time of the validation and test evaluation, seconds.</summary>
+    public double EvalSeconds { get; init; }
+    /// <summary>Training images per second.</summary>
+    public double ImagesPerSecond { get; init; }
+    /// <summary>True when this epoch's validation accuracy is the best so far (its weights are in best.ckpt).</summary>
+    public bool IsBest { get; init; }
+}
+
+/// <summary>Machine and library versions the run was made with.</summary>
+public sealed record EnvironmentInfo
+{
+    public string Machine { get; init; } = "";
+    public string Os { get; init; } = "";
+    public int ProcessorCount { get; init; }
+    public int TorchThreads { get; init; }
+    public string Dotnet { get; init; } = "";
+    public string TorchSharp { get; init; } = "";
+    public string Uan { get; init; } = "";
+
+    public static EnvironmentInfo Capture() => new()
+    {
+        Machine = Environment.MachineName,
+        Os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+        ProcessorCount = Environment.ProcessorCount,
+        TorchThreads = global::TorchSharp.torch.get_num_threads(),
+        Dotnet = Environment.Version.ToString(),
+        TorchSharp = typeof(global::TorchSharp.torch).Assembly.GetName().Version?.ToString() ?? "",
+        Uan = typeof(Uan.Norms).Assembly.GetName().Version?.ToString() ?? "",
+    };
+}
+
+/// <summary>
+/// The contents of a run folder's <c>results.json</c>: the config, one <see cref="EpochMetrics"/> per finished epoch,
+/// and how the run ended. Rewritten atomically after every epoch, so a killed run leaves a valid file.
+/// </summary>
+public sealed record RunResults
+{
+    public const string FileName = "results.json";
+
+    public RunConfig Config { get; init; } = new();
+    public List<EpochMetrics> Epochs { get; init; } = [];
+    /// <summary>running, completed, stopped (Ctrl-C), diverged (non-finite loss), failed.</summary>
+    public string Status { get; set; } = "running";
+    public string? Message { get; set; }
+    public EnvironmentInfo Environment { get; init; } = new();
+    public DateTimeOffset Started { get; init; }
+    public DateTimeOffset Updated { get; set; }
+    /// <summary>Total wall seconds over all epochs, including evaluation (and across resumes).</summary>
+    public double TotalSeconds { get; set; }
+    public long ParameterCount { get; init; }
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Writes the file via a temporary file and a rename, so readers never see half a file.</summary>
+    public void Save(string runDir)
+    {
+        Directory.CreateDirectory(runDir);
+        var path = Path.Combine(runDir, FileName);
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Reads a results file; the error names the file when it is not valid.</summary>
+    public static RunResults Load(string path)
+    {
+        if (Directory.Exists(path)) path = Path.Combine(path, FileName);
+        try
+        {
+            return JsonSerializer.Deserialize<RunResults>(File.ReadAllText(path), Json)
+                   ?? throw new InvalidDataException($"{path}: empty results file");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not a valid results file ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// Test accuracy at <paramref name="epoch"/> under the paper's protocol: the test accuracy of the best-validation
+    /// epoch so far (ties keep the earlier epoch). Null if the run has not reached that epoch.
+    /// </summary>
+    public double? BestValTestAccuracyAt(int epoch)
+    {
+        EpochMetrics? best = null;
+        foreach (var m in Epochs)
+        {
+            if (m.Epoch > epoch) break;
+            if (best is null || m.ValAccuracy > best.ValAccuracy) best = m;
+        }
+        return best is null || Epochs.All(m => m.Epoch != epoch) ? null : best.TestAccuracy;
+    }
+}

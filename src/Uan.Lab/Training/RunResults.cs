@@ -19,9 +19,13 @@ public sealed record RunConfig
     public string? InputNorm { get; init; }
     /// <summary>Short label for tables and plots (for example "UAN"); defaults to the norm spec.</summary>
     public string? Label { get; init; }
+    /// <summary>Learning rate (constant for adamw; the initial one for sgd).</summary>
     public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Number of epochs.</summary>
     public int Epochs { get; init; } = 10;
+    /// <summary>Training batch size.</summary>
     public int BatchSize { get; init; } = 256;
+    /// <summary>Seed for weights, data order and augmentation.</summary>
     public int Seed { get; init; } = 1;
     /// <summary>adamw (decay not scaled by lr, as tfa) or sgd (Nesterov, DenseNet step schedule).</summary>
     public string Optimizer { get; init; } = "adamw";
@@ -35,7 +39,9 @@ public sealed record RunConfig
     public int? TestLimit { get; init; }
     /// <summary>Side of the square network input; null keeps the dataset's native size.</summary>
     public int? ImageSize { get; init; }
+    /// <summary>Random augmentation of training batches (flip, rotation, zoom).</summary>
     public bool Augment { get; init; } = true;
+    /// <summary>Torch device string.</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>Intra-op threads for libtorch; null leaves libtorch's default.</summary>
     public int? Threads { get; init; }
@@ -46,17 +52,27 @@ public sealed record EpochMetrics
 {
     /// <summary>1-based epoch number.</summary>
     public int Epoch { get; init; }
+    /// <summary>Learning rate used in this epoch.</summary>
     public double LearningRate { get; init; }
+    /// <summary>Mean cross-entropy over the training batches of the epoch (train mode).</summary>
     public double TrainLoss { get; init; }
+    /// <summary>Accuracy over the training batches of the epoch (train mode, augmented).</summary>
     public double TrainAccuracy { get; init; }
+    /// <summary>Validation loss.</summary>
     public double ValLoss { get; init; }
+    /// <summary>Validation accuracy.</summary>
     public double ValAccuracy { get; init; }
+    /// <summary>Test loss.</summary>
     public double TestLoss { get; init; }
+    /// <summary>Test accuracy (top-1).</summary>
     public double TestAccuracy { get; init; }
+    /// <summary>Test top-5 accuracy.</summary>
     public double TestTop5 { get; init; }
     /// <summary>Macro-averaged (over classes) precision of the argmax prediction on the test set.</summary>
     public double TestPrecision { get; init; }
+    /// <summary>Macro-averaged recall on the test set.</summary>
     public double TestRecall { get; init; }
+    /// <summary>Macro-averaged F1 on the test set (per-class F1, then the mean).</summary>
     public double TestF1 { get; init; }
     /// <summary>Wall time of the training part of the epoch, seconds.</summary>
     public double TrainSeconds { get; init; }
@@ -71,14 +87,22 @@ public sealed record EpochMetrics
 /// <summary>Machine and library versions the run was made with.</summary>
 public sealed record EnvironmentInfo
 {
+    /// <summary>Host name.</summary>
     public string Machine { get; init; } = "";
+    /// <summary>Operating system description.</summary>
     public string Os { get; init; } = "";
+    /// <summary>Logical processors.</summary>
     public int ProcessorCount { get; init; }
+    /// <summary>libtorch intra-op threads.</summary>
     public int TorchThreads { get; init; }
+    /// <summary>.NET runtime version.</summary>
     public string Dotnet { get; init; } = "";
+    /// <summary>TorchSharp assembly version.</summary>
     public string TorchSharp { get; init; } = "";
+    /// <summary>UAN library assembly version.</summary>
     public string Uan { get; init; } = "";
 
+    /// <summary>The current process's environment.</summary>
     public static EnvironmentInfo Capture() => new()
     {
         Machine = Environment.MachineName,
@@ -97,20 +121,29 @@ public sealed record EnvironmentInfo
 /// </summary>
 public sealed record RunResults
 {
+    /// <summary>Name of the file inside a run folder.</summary>
     public const string FileName = "results.json";
 
+    /// <summary>The run's configuration.</summary>
     public RunConfig Config { get; init; } = new();
+    /// <summary>Finished epochs, in order.</summary>
     public List<EpochMetrics> Epochs { get; init; } = [];
     /// <summary>running, completed, stopped (Ctrl-C), diverged (non-finite loss), failed.</summary>
     public string Status { get; set; } = "running";
+    /// <summary>Why the run stopped, when it did not complete.</summary>
     public string? Message { get; set; }
+    /// <summary>Where the run was made.</summary>
     public EnvironmentInfo Environment { get; init; } = new();
+    /// <summary>When the run first started.</summary>
     public DateTimeOffset Started { get; init; }
+    /// <summary>When the file was last written.</summary>
     public DateTimeOffset Updated { get; set; }
     /// <summary>Total wall seconds over all epochs, including evaluation (and across resumes).</summary>
     public double TotalSeconds { get; set; }
+    /// <summary>Trainable parameters in the model.</summary>
     public long ParameterCount { get; init; }
 
+    /// <summary>Serializer settings of results files (camelCase, indented).</summary>
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,

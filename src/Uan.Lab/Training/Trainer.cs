@@ -1,0 +1,289 @@
+using System.Diagnostics;
+using TorchSharp;
+using TorchSharp.Modules;
+using Uan.Lab.Data;
+using static TorchSharp.torch;
+
+namespace Uan.Lab.Training;
+
+/// <summary>Where a running training is: phase ("train", "val", "test"), epoch (1-based), step within the phase.</summary>
+public readonly record struct TrainProgress(string Phase, int Epoch, int Epochs, long Step, long Steps, double Loss,
+    double Accuracy, double ImagesPerSecond);
+
+/// <summary>
+/// One training run, written as one readable loop: seed, build the model, then per epoch train, evaluate on the
+/// validation and test splits, write results.json, the last checkpoint and (on a new best validation accuracy) the
+/// best checkpoint. Checkpoints and results are written atomically (temporary file, then rename).
+/// <para>
+/// Reproducibility: the weights are drawn after <c>manual_seed(seed)</c>; the data order and augmentation of epoch
+/// e depend only on (seed, e); the global generator (dropout, Mixture Normalization's k-means++ seeding) is reseeded
+/// from (seed, e) at the start of every epoch. A run resumed from its last checkpoint therefore ends with the same
+/// weights as one that was never interrupted.
+/// </para>
+/// <para>
+/// Optimizers (spec §6): <c>adamw</c> is tfa's AdamW, whose decay w ← w − wd·w is not scaled by the learning rate;
+/// torch's AdamW scales it, so it is given wd/lr (Adam ε = 1e-7 as Keras). <c>sgd</c> is Nesterov SGD (momentum 0.9)
+/// with Keras' decoupled decay w ← w·(1 − lr·wd) applied before each step and the learning rate divided by 10 at 50%
+/// and again at 75% of the epochs (the DenseNet schedule, 0.1 → 0.01 → 0.001 over 200 epochs).
+/// </para>
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    /// <summary>File name of the last-epoch checkpoint inside the run folder.</summary>
+    public const string LastCheckpoint = "last.ckpt";
+    /// <summary>File name of the best-validation checkpoint inside the run folder.</summary>
+    public const string BestCheckpoint = "best.ckpt";
+
+    private const string Magic = "UAN-CHECKPOINT-1";
+    private readonly ExperimentData _data;
+    private readonly OptimizerHelper _optimizer;
+    private readonly List<UnsupervisedAdaptiveNorm> _uanLayers;
+    private readonly Parameter[] _parameters;
+
+    /// <summary>Seeds torch, builds the model with <paramref name="createModel"/> and the optimizer.</summary>
+    public Trainer(RunConfig config, ExperimentData data, Func<nn.Module<Tensor, Tensor>> createModel, string runDir)
+    {
+        Config = config ?? throw new ArgumentNullException(nameof(config));
+        _data = data ?? throw new ArgumentNullException(nameof(data));
+        RunDir = runDir;
+        if (config.Epochs <= 0) throw new ArgumentException($"epochs must be positive, got {config.Epochs}");
+        if (config.BatchSize <= 0) throw new ArgumentException($"batch size must be positive, got {config.BatchSize}");
+        if (!(config.LearningRate > 0)) throw new ArgumentException($"learning rate must be positive, got {config.LearningRate}");
+        if (config.Threads is int threads) torch.set_num_threads(threads);
+        Device = torch.device(config.Device);
+
+        torch.manual_seed(config.Seed);
+        Model = createModel();
+        Model.to(Device);
+        _parameters = Model.parameters().Where(p => p.requires_grad).ToArray();
+        _uanLayers = Model.modules().OfType<UnsupervisedAdaptiveNorm>().ToList();
+        _optimizer = CreateOptimizer(config, _parameters);
+    }
+
+    /// <summary>The optimizer of <see cref="RunConfig.Optimizer"/> over <paramref name="parameters"/> (see the class remarks).</summary>
+    public static OptimizerHelper CreateOptimizer(RunConfig config, IEnumerable<Parameter> parameters) => config.Optimizer switch
+    {
+        "adamw" => optim.AdamW(parameters, config.LearningRate, beta1: 0.9, beta2: 0.999, eps: 1e-7,
+            weight_decay: config.WeightDecay / config.LearningRate),
+        "sgd" => optim.SGD(parameters, config.LearningRate, momentum: 0.9, nesterov: true),
+        _ => throw new ArgumentException($"unknown optimizer '{config.Optimizer}'; accepted: adamw, sgd"),
+    };
+
+    /// <summary>The run's configuration.</summary>
+    public RunConfig Config { get; }
+    /// <summary>The model being trained.</summary>
+    public nn.Module<Tensor, Tensor> Model { get; }
+    /// <summary>The run folder (results.json, last.ckpt, best.ckpt).</summary>
+    public string RunDir { get; }
+    /// <summary>Device the model runs on.</summary>
+    public Device Device { get; }
+
+    /// <summary>Called after every finished epoch with its metrics (for logging).</summary>
+    public event Action<EpochMetrics>? EpochFinished;
+
+    /// <summary>Learning rate of epoch <paramref name="epoch"/> (0-based) under the configured schedule.</summary>
+    public static double LearningRateAt(RunConfig config, int epoch)
+    {
+        if (config.Optimizer != "sgd") return config.LearningRate;
+        double fraction = (double)epoch / config.Epochs;
+        return fraction < 0.5 ? config.LearningRate : fraction < 0.75 ? config.LearningRate / 10 : config.LearningRate / 100;
+    }
+
+    /// <summary>
+    /// Trains until <see cref="RunConfig.Epochs"/> epochs are done, the loss becomes non-finite (status "diverged"),
+    /// or <paramref name="cancel"/> fires (status "stopped"; the last checkpoint is that of the last finished epoch,
+    /// and <c>resume</c> continues from there). With <paramref name="resume"/> and a checkpoint in the run folder,
+    /// continues that run; the configuration must match except for the number of epochs, device and threads.
+    /// </summary>
+    public RunResults Run(bool resume = false, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(RunDir);
+        string lastPath = Path.Combine(RunDir, LastCheckpoint);
+        RunResults results;
+        int start = 0;
+        double bestVal = double.NegativeInfinity;
+        if (resume && File.Exists(lastPath))
+        {
+            var previous = RunResults.Load(RunDir);
+            CheckResumable(previous.Config);
+            (start, bestVal) = LoadCheckpoint(lastPath, withOptimizer: true);
+            results = previous with { Config = Config, Epochs = previous.Epochs.Where(m => m.Epoch <= start).ToList() };
+        }
+        else
+        {
+            if (!resume && File.Exists(lastPath))
+                throw new IOException($"{RunDir} already holds a run ({LastCheckpoint}); resume it or choose another folder");
+            results = new RunResults
+            {
+                Config = Config,
+                Environment = EnvironmentInfo.Capture(),
+                Started = DateTimeOffset.Now,
+                ParameterCount = _parameters.Sum(p => p.numel()),
+            };
+        }
+        results.Status = "running";
+        results.Message = null;
+
+        var loader = new BatchLoader(_data.Train, Config.BatchSize, _data.TrainPipeline, shuffle: true, training: true, seed: Config.Seed);
+        for (int epoch = start; epoch < Config.Epochs; epoch++)
+        {
+            double lr = LearningRateAt(Config, epoch);
+            foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
+            torch.manual_seed(BatchLoader.DeriveSeed(Config.Seed, epoch, 2));
+
+            var trainClock = Stopwatch.StartNew();
+            var train = new ClassificationMetrics(_data.NumClasses);
+            Model.train();
+            long step = 0, steps = loader.BatchesPerEpoch;
+            foreach (var batch in loader.Epoch(epoch))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    if (cancel.IsCancellationRequested)
+                        return Finish(results, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
+                                                            $"(the last checkpoint holds {epoch} finished epochs)");
+                    var images = batch.Images.to(Device);
+                    var labels = batch.Labels.to(Device);
+                    _optimizer.zero_grad();
+                    var logits = Model.forward(images);
+                    var loss = nn.functional.cross_entropy(logits, labels);
+                    double lossValue = loss.item<float>();
+                    if (!double.IsFinite(lossValue))
+                        return Finish(results, "diverged",
+                            $"non-finite loss ({lossValue}) at epoch {epoch + 1}, step {step + 1}; " +
+                            (start > 0 || epoch > 0 ? $"{LastCheckpoint} keeps epoch {epoch}" : "no checkpoint was written"));
+                    var total = loss;
+                    foreach (var layer in _uanLayers)
+                        if (layer.ClusterLoss is Tensor cl) total = total + layer.Options.ClusterLossWeight * cl;
+                    total.backward();
+                    foreach (var layer in _uanLayers) layer.ApplyReferenceUpdate();
+                    if (Config.Optimizer == "sgd" && Config.WeightDecay > 0)
+                        using (no_grad())
+                            foreach (var p in _parameters) p.mul_(1 - lr * Config.WeightDecay);
+                    _optimizer.step();
+                    train.Add(logits.detach(), labels, lossValue);
+                    step++;
+                    progress?.Report(new TrainProgress("train", epoch + 1, Config.Epochs, step, steps, train.Loss, train.Accuracy,
+                        train.Count / trainClock.Elapsed.TotalSeconds));
+                }
+            }
+            trainClock.Stop();
+
+            var evalClock = Stopwatch.StartNew();
+            var val = Evaluate(_data.Validation, "val", epoch + 1, progress);
+            var test = Evaluate(_data.Test, "test", epoch + 1, progress);
+            evalClock.Stop();
+            var (precision, recall, f1) = test.Macro();
+            bool isBest = val.Accuracy > bestVal;
+            if (isBest) bestVal = val.Accuracy;
+            var metrics = new EpochMetrics
+            {
+                Epoch = epoch + 1, LearningRate = lr,
+                TrainLoss = train.Loss, TrainAccuracy = train.Accuracy,
+                ValLoss = val.Loss, ValAccuracy = val.Accuracy,
+                TestLoss = test.Loss, TestAccuracy = test.Accuracy, TestTop5 = test.Top5,
+                TestPrecision = precision, TestRecall = recall, TestF1 = f1,
+                TrainSeconds = trainClock.Elapsed.TotalSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds,
+                ImagesPerSecond = train.Count / trainClock.Elapsed.TotalSeconds, IsBest = isBest,
+            };
+            results.Epochs.Add(metrics);
+            results.TotalSeconds += metrics.TrainSeconds + metrics.EvalSeconds;
+            results.Status = epoch + 1 == Config.Epochs ? "completed" : "running";
+            results.Updated = DateTimeOffset.Now;
+            // results.json first: if the process dies before the checkpoint is renamed into place, a resume finds
+            // one epoch more in the results than in the checkpoint, drops it and trains that epoch again.
+            results.Save(RunDir);
+            SaveCheckpoint(lastPath, epoch + 1, bestVal);
+            if (isBest) SaveCheckpoint(Path.Combine(RunDir, BestCheckpoint), epoch + 1, bestVal);
+            EpochFinished?.Invoke(metrics);
+        }
+        return Finish(results, "completed", null);
+    }
+
+    /// <summary>Loss, accuracy, top-5 and macro P/R/F1 of the model (eval mode, no gradients) on a split.</summary>
+    public ClassificationMetrics Evaluate(ImageDataset split, string phase = "eval", int epoch = 0, IProgress<TrainProgress>? progress = null)
+    {
+        var metrics = new ClassificationMetrics(_data.NumClasses);
+        var loader = new BatchLoader(split, Math.Max(Config.BatchSize, 500), _data.EvalPipeline, shuffle: false, training: false);
+        Model.eval();
+        using var noGrad = no_grad();
+        long step = 0;
+        foreach (var batch in loader.Epoch(0))
+        {
+            using (batch)
+            using (var scope = NewDisposeScope())
+            {
+                var labels = batch.Labels.to(Device);
+                var logits = Model.forward(batch.Images.to(Device));
+                metrics.Add(logits, labels, nn.functional.cross_entropy(logits, labels).item<float>());
+                progress?.Report(new TrainProgress(phase, epoch, Config.Epochs, ++step, loader.BatchesPerEpoch, metrics.Loss, metrics.Accuracy, 0));
+            }
+        }
+        return metrics;
+    }
+
+    /// <summary>Loads model weights (and buffers) from a checkpoint written by this class; returns its epoch.</summary>
+    public int LoadWeights(string path) => LoadCheckpoint(path, withOptimizer: false).Epoch;
+
+    private RunResults Finish(RunResults results, string status, string? message)
+    {
+        results.Status = status;
+        results.Message = message;
+        results.Updated = DateTimeOffset.Now;
+        results.Save(RunDir);
+        return results;
+    }
+
+    private void CheckResumable(RunConfig saved)
+    {
+        var a = saved with { Epochs = 0, Device = "", Threads = null };
+        var b = Config with { Epochs = 0, Device = "", Threads = null };
+        if (a != b)
+            throw new ArgumentException($"cannot resume {RunDir}: its configuration differs from this one " +
+                                        $"(saved: {System.Text.Json.JsonSerializer.Serialize(a, RunResults.Json).ReplaceLineEndings(" ")})");
+    }
+
+    private void SaveCheckpoint(string path, int epoch, double bestVal)
+    {
+        string tmp = path + ".tmp";
+        using (var stream = File.Create(tmp))
+        using (var writer = new BinaryWriter(stream))
+        {
+            writer.Write(Magic);
+            writer.Write(epoch);
+            writer.Write(bestVal);
+            Model.save(writer);
+            _optimizer.save_state_dict(writer);
+            writer.Flush();
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private (int Epoch, double BestVal) LoadCheckpoint(string path, bool withOptimizer)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var reader = new BinaryReader(stream);
+            if (reader.ReadString() != Magic) throw new InvalidDataException($"{path}: not a UAN checkpoint");
+            int epoch = reader.ReadInt32();
+            double bestVal = reader.ReadDouble();
+            Model.load(reader);
+            if (withOptimizer) _optimizer.load_state_dict(reader);
+            return (epoch, bestVal);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException($"{path}: checkpoint is truncated", e);
+        }
+    }
+
+    /// <summary>Releases the model and optimizer.</summary>
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        Model.Dispose();
+    }
+}

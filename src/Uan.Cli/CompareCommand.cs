@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.Globalization;
+using Uan.Lab.Training;
+
+namespace Uan.Cli;
+
+/// <summary>
+/// <c>uan compare</c>: the paper's grid (norms × learning rates × seeds), then the table and the learning curves.
+/// With no options it is the main job: the embedded MNIST subset, the shallow CNN, BN vs MN vs UAN at conv2.
+/// </summary>
+internal static class CompareCommand
+{
+    /// <summary>Norms of the main job: the paper's three, conv2 only (the other layers keep Keras-style BN).</summary>
+    public static readonly string[] DefaultNorms = ["BN=bn:eps=1e-3,momentum=0.01", "MN=mn:k=3", "UAN=uan:k=3"];
+
+    /// <summary>Epochs of the main job, sized to finish in under 10 minutes on 2 cores (see the README).</summary>
+    public const int DefaultEpochs = 4;
+
+    public static Command Create(Ui ui)
+    {
+        var run = new RunOptions();
+        var norms = new Option<string[]>("--norm", "-n")
+        {
+            Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", DefaultNorms)})",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var lrs = new Option<string[]>("--lr") { Description = "Learning rates; repeat or list (default 0.001)", AllowMultipleArgumentsPerToken = true };
+        var seeds = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list (default 1)", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("compare",
+            "Train a grid of norms × learning rates × seeds, then write comparison.md and learning-curve PNGs. " +
+            "Runs already completed in the output folder are kept and unfinished ones resumed.");
+        run.AddTo(command);
+        command.Options.Add(norms);
+        command.Options.Add(lrs);
+        command.Options.Add(seeds);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            var choices = (p.GetValue(norms) is { Length: > 0 } n ? n : DefaultNorms).Select(NormChoice.Parse).ToArray();
+            var rates = (p.GetValue(lrs) is { Length: > 0 } l ? l : ["0.001"])
+                .SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                .Select(s => UanCommand.ParseDouble(s, "--lr")).ToArray();
+            if (rates.Any(r => r <= 0)) throw new ArgumentException("--lr values must be positive");
+            var seedList = p.GetValue(seeds) is { Length: > 0 } s2 ? s2 : [1];
+            var baseConfig = run.ToConfig(p, DefaultEpochs);
+            string dir = p.GetValue(run.Out) ?? Path.Combine("runs", $"compare-{baseConfig.Dataset}-{baseConfig.Model}");
+            var grid = new ComparisonGrid(baseConfig, choices, rates, seedList, dir);
+
+            ui.Info(string.Create(CultureInfo.InvariantCulture,
+                $"comparing {string.Join(", ", choices.Select(c => $"{c.Label} ({c.Spec})"))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
+                $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
+                $"{grid.Runs.Count} runs → {dir}"));
+            using var stop = new CtrlC(ui);
+            var locator = UanCommand.Locator(p);
+            var results = ui.WithProgress(grid.Runs.Count, tracker =>
+            {
+                var all = grid.Run(locator,
+                    tracker.RunStarting,
+                    tracker,
+                    (config, m) => tracker.Epoch(config, m),
+                    stop.Token);
+                tracker.GridFinished(all.Count);
+                return all;
+            });
+            foreach (var r in results) if (r.Status is "diverged" or "failed") ui.Error($"[{Ui.Describe(r.Config)}] {r.Status}: {r.Message}");
+            if (stop.Token.IsCancellationRequested)
+            {
+                ui.Error($"stopped; run the same command again to continue the grid in {dir}");
+                return 130;
+            }
+            return ReportCommand.Report(ui, dir, dir);
+        }));
+        return command;
+    }
+}

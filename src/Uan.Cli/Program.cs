@@ -1,0 +1,3 @@
+using Uan.Cli;
+
+return UanCommand.Run(args);

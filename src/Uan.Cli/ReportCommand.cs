@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Uan.Lab.Reporting;
+
+namespace Uan.Cli;
+
+/// <summary><c>uan report DIR</c>: rebuilds comparison.md and the learning curves from existing results.json files.</summary>
+internal static class ReportCommand
+{
+    public static Command Create(Ui ui)
+    {
+        var dir = new Argument<string>("dir") { Description = "Folder searched recursively for results.json files" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs (default: DIR)" };
+        var command = new Command("report", "Rebuild the comparison table and learning curves from results.json files, without training.");
+        command.Arguments.Add(dir);
+        command.Options.Add(outDir);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            string runs = p.GetValue(dir)!;
+            if (!Directory.Exists(runs)) throw new DirectoryNotFoundException($"no such folder: {runs}");
+            return Report(ui, runs, p.GetValue(outDir) ?? runs);
+        }));
+        return command;
+    }
+
+    /// <summary>Writes the report of <paramref name="runsDir"/> into <paramref name="outDir"/> and prints the table.</summary>
+    internal static int Report(Ui ui, string runsDir, string outDir)
+    {
+        var summary = ReportWriter.Write(runsDir, outDir);
+        foreach (var w in summary.Warnings) ui.Error($"warning: {w}");
+        if (summary.RunCount == 0)
+        {
+            ui.Error($"no results.json under {runsDir}");
+            return UanCommand.BadInput;
+        }
+        ui.Result(File.ReadAllText(summary.ComparisonPath));
+        ui.Result($"written: {summary.ComparisonPath}");
+        foreach (var png in summary.PlotPaths) ui.Result($"written: {png}");
+        return 0;
+    }
+}

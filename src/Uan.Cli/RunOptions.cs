@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Uan.Lab.Data;
+using Uan.Lab.Models;
+using Uan.Lab.Training;
+
+namespace Uan.Cli;
+
+/// <summary>The options shared by <c>train</c> and <c>compare</c>, and the <see cref="RunConfig"/> they make.</summary>
+internal sealed class RunOptions
+{
+    public Option<string> Dataset { get; } = new("--dataset", "-d")
+    { Description = $"Dataset: {string.Join(", ", DataLocator.KnownIds)}", DefaultValueFactory = _ => "mnist-subset" };
+    public Option<string> Model { get; } = new("--model", "-m")
+    { Description = "Model: shallow-cnn, densenet40, densenet100", DefaultValueFactory = _ => "shallow-cnn" };
+    public Option<int> Epochs { get; } = new("--epochs", "-e") { Description = "Training epochs" };
+    public Option<int> BatchSize { get; } = new("--batch-size", "-b") { Description = "Batch size (256 as the paper's shallow CNN)", DefaultValueFactory = _ => 256 };
+    public Option<int?> TrainLimit { get; } = new("--train-limit") { Description = "Use a stratified subset of this many training images" };
+    public Option<int?> TestLimit { get; } = new("--test-limit") { Description = "Use a stratified subset of this many test images" };
+    public Option<double> ValFraction { get; } = new("--val-fraction") { Description = "Last fraction of the training file held out for validation", DefaultValueFactory = _ => 0.1 };
+    public Option<int?> ImageSize { get; } = new("--image-size") { Description = "Resize images to N×N (default: native size)" };
+    public Option<bool> PaperResize { get; } = new("--paper-resize") { Description = "Resize to 72×72 as the paper's shallow CNN does" };
+    public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "Train without random augmentation" };
+    public Option<string> Optimizer { get; } = new("--optimizer") { Description = "adamw (tfa-style decay) or sgd (Nesterov, step schedule)", DefaultValueFactory = _ => "adamw" };
+    public Option<double> WeightDecay { get; } = new("--weight-decay") { Description = "Decoupled weight decay", DefaultValueFactory = _ => 1e-4 };
+    public Option<string?> InputNorm { get; } = new("--input-norm") { Description = "Norm on the model input (DenseNet), e.g. uan:k=10" };
+    public Option<string> Device { get; } = new("--device") { Description = "Torch device", DefaultValueFactory = _ => "cpu" };
+    public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
+    public Option<string?> Out { get; } = new("--out", "-o") { Description = "Output folder" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { Dataset, Model, Epochs, BatchSize, TrainLimit, TestLimit, ValFraction, ImageSize, PaperResize,
+                     NoAugment, Optimizer, WeightDecay, InputNorm, Device, Threads, Out })
+            command.Options.Add(o);
+    }
+
+    /// <summary>The config these options describe (norm, lr and seed are set by the command).</summary>
+    public RunConfig ToConfig(ParseResult p, int defaultEpochs)
+    {
+        string dataset = p.GetValue(Dataset)!.Trim().ToLowerInvariant();
+        if (!DataLocator.KnownIds.Contains(dataset))
+            throw new ArgumentException($"unknown dataset '{dataset}'; accepted: {string.Join(", ", DataLocator.KnownIds)}");
+        string model = p.GetValue(Model)!.Trim().ToLowerInvariant();
+        if (!ModelFactory.Names.Contains(model))
+            throw new ArgumentException($"unknown model '{model}'; accepted: {string.Join(", ", ModelFactory.Names)}");
+        string optimizer = p.GetValue(Optimizer)!.Trim().ToLowerInvariant();
+        if (optimizer is not ("adamw" or "sgd")) throw new ArgumentException($"unknown optimizer '{optimizer}'; accepted: adamw, sgd");
+        int epochs = p.GetResult(Epochs) is null ? defaultEpochs : p.GetValue(Epochs);
+        if (epochs <= 0) throw new ArgumentException($"--epochs must be positive, got {epochs}");
+        int batch = p.GetValue(BatchSize);
+        if (batch <= 0) throw new ArgumentException($"--batch-size must be positive, got {batch}");
+        int? size = p.GetValue(PaperResize) ? 72 : p.GetValue(ImageSize);
+        if (p.GetValue(PaperResize) && p.GetValue(ImageSize) is int s && s != 72)
+            throw new ArgumentException("--paper-resize means 72×72; drop --image-size or --paper-resize");
+        if (size is <= 0) throw new ArgumentException($"--image-size must be positive, got {size}");
+        if (p.GetValue(TrainLimit) is <= 0) throw new ArgumentException("--train-limit must be positive");
+        if (p.GetValue(TestLimit) is <= 0) throw new ArgumentException("--test-limit must be positive");
+        double val = p.GetValue(ValFraction);
+        if (val is <= 0 or >= 1) throw new ArgumentException($"--val-fraction must be in (0, 1), got {val}");
+        if (p.GetValue(Threads) is <= 0) throw new ArgumentException("--threads must be positive");
+        string? inputNorm = p.GetValue(InputNorm);
+        if (inputNorm is not null) Norms.Parse(inputNorm);
+        return new RunConfig
+        {
+            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = p.GetValue(TrainLimit),
+            TestLimit = p.GetValue(TestLimit), ValidationFraction = val, ImageSize = size, Augment = !p.GetValue(NoAugment),
+            Optimizer = optimizer, WeightDecay = p.GetValue(WeightDecay), InputNorm = inputNorm, Device = p.GetValue(Device)!,
+            Threads = p.GetValue(Threads),
+        };
+    }
+}

@@ -1,0 +1,63 @@
+using System.CommandLine;
+using System.Globalization;
+using Uan.Lab.Training;
+
+namespace Uan.Cli;
+
+/// <summary><c>uan train</c>: one run.</summary>
+internal static class TrainCommand
+{
+    public static Command Create(Ui ui)
+    {
+        var run = new RunOptions();
+        var norm = new Option<string>("--norm", "-n")
+        { Description = $"Norm at the layer under study ({Norms.Accepted})", DefaultValueFactory = _ => "bn:eps=1e-3,momentum=0.01" };
+        var lr = new Option<double>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 1e-3 };
+        var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
+        var command = new Command("train", "Train one model and write results.json and checkpoints into the output folder.");
+        run.AddTo(command);
+        command.Options.Add(norm);
+        command.Options.Add(lr);
+        command.Options.Add(seed);
+        command.Options.Add(resume);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            var choice = NormChoice.Parse(p.GetValue(norm)!);
+            var config = run.ToConfig(p, defaultEpochs: 10) with
+            {
+                Norm = choice.Spec, Label = choice.Label, LearningRate = p.GetValue(lr), Seed = p.GetValue(seed),
+            };
+            if (!(config.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {config.LearningRate}");
+            string dir = p.GetValue(run.Out) ?? Path.Combine("runs", "train",
+                $"{config.Dataset}-{config.Model}-{ComparisonGrid.FolderName(choice.Label, config.LearningRate, config.Seed)}");
+            var locator = UanCommand.Locator(p);
+            ui.Info($"training {config.Model} on {config.Dataset} with {choice.Label} ({choice.Spec}), lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
+                    $"{config.Epochs} epochs, batch {config.BatchSize}, seed {config.Seed} → {dir}");
+            using var stop = new CtrlC(ui);
+            using var data = ExperimentData.Load(config, locator);
+            ui.Info($"data: {data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test images, {data.ImageSize}×{data.ImageSize}×{data.InChannels}, {data.NumClasses} classes");
+            var results = ui.WithProgress(1, tracker =>
+            {
+                tracker.RunStarting(0, config, p.GetValue(resume) ? "resume" : "new");
+                var r = Experiment.Run(config, data, dir, p.GetValue(resume), tracker, m => tracker.Epoch(config, m), stop.Token);
+                tracker.RunFinished(r);
+                return r;
+            });
+            return Summarise(ui, results, dir);
+        }));
+        return command;
+    }
+
+    internal static int Summarise(Ui ui, RunResults results, string dir)
+    {
+        var last = results.Epochs.LastOrDefault();
+        var best = results.Epochs.Where(m => m.IsBest).LastOrDefault();
+        if (last is not null)
+            ui.Result(string.Create(CultureInfo.InvariantCulture,
+                $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s; last test accuracy {last.TestAccuracy:P2}" +
+                (best is null ? "" : $", best-validation epoch {best.Epoch}: test {best.TestAccuracy:P2}") + $"; results in {dir}"));
+        if (results.Message is not null) ui.Error(results.Message);
+        return results.Status switch { "completed" => 0, "stopped" => 130, _ => 1 };
+    }
+}

@@ -1,0 +1,68 @@
+using System.CommandLine;
+using System.Globalization;
+using Uan.Lab.Data;
+using Uan.Lab.Training;
+
+namespace Uan.Cli;
+
+/// <summary>
+/// The <c>uan</c> command line. Parsing and presentation only: every experiment step is a call into Uan.Lab.
+/// Exit codes: 0 success, 1 the run failed or diverged, 2 bad input (unknown dataset, missing files, bad norm spec, ...),
+/// 130 stopped by Ctrl-C.
+/// </summary>
+public static class UanCommand
+{
+    /// <summary>Exit code for input the command cannot use.</summary>
+    public const int BadInput = 2;
+
+    internal static readonly Option<bool> Quiet = new("--quiet", "-q")
+    { Description = "Print only results and errors (no progress)", Recursive = true };
+    internal static readonly Option<bool> Plain = new("--plain")
+    { Description = "One log line per epoch instead of progress bars (the default when output is not a terminal)", Recursive = true };
+    internal static readonly Option<string?> DataDir = new("--data-dir")
+    { Description = $"Folder holding the datasets (default: ${DataLocator.EnvironmentVariable}, else the repository's data/)", Recursive = true };
+
+    /// <summary>Parses and runs; returns the process exit code.</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var console = new Ui(output ?? Console.Out, error ?? Console.Error);
+        var root = new RootCommand("UAN for .NET: Unsupervised Adaptive Normalization, its baselines and the paper's experiments.");
+        root.Options.Add(Quiet);
+        root.Options.Add(Plain);
+        root.Options.Add(DataDir);
+        root.Subcommands.Add(TrainCommand.Create(console));
+        root.Subcommands.Add(CompareCommand.Create(console));
+        root.Subcommands.Add(ReportCommand.Create(console));
+        root.Subcommands.Add(DataCommand.Create(console));
+
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            console.Error($"{string.Join("; ", parsed.Errors.Select(e => e.Message))} (see 'uan --help')");
+            return BadInput;
+        }
+        console.Configure(parsed.GetValue(Quiet), parsed.GetValue(Plain));
+        return parsed.Invoke(new InvocationConfiguration { Output = console.Out, Error = console.Err });
+    }
+
+    /// <summary>Runs a command body, turning the errors a user can fix into one line and exit code 2.</summary>
+    internal static int Guard(Ui console, Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (e is ArgumentException or DataFormatException or FileNotFoundException
+                                      or DirectoryNotFoundException or InvalidDataException or IOException or FormatException)
+        {
+            console.Error(e.Message);
+            return BadInput;
+        }
+    }
+
+    internal static DataLocator Locator(ParseResult parsed) => new(parsed.GetValue(DataDir));
+
+    internal static double ParseDouble(string text, string what) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
+            ? v : throw new ArgumentException($"{what}: '{text}' is not a number");
+}

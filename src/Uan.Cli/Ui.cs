@@ -1,0 +1,117 @@
+using System.Globalization;
+using Spectre.Console;
+using Uan.Lab.Training;
+
+namespace Uan.Cli;
+
+/// <summary>
+/// Console output of the command: progress bars with ETA on a terminal, one plain line per epoch otherwise (CI, pipes,
+/// <c>--plain</c>), nothing but results and errors with <c>--quiet</c>.
+/// </summary>
+internal sealed class Ui(TextWriter output, TextWriter error)
+{
+    public TextWriter Out { get; } = output;
+    public TextWriter Err { get; } = error;
+    public bool Quiet { get; private set; }
+    public bool Interactive { get; private set; }
+
+    public void Configure(bool quiet, bool plain)
+    {
+        Quiet = quiet;
+        Interactive = !quiet && !plain && ReferenceEquals(Out, Console.Out) && !Console.IsOutputRedirected
+                      && AnsiConsole.Profile.Capabilities.Interactive;
+    }
+
+    public void Info(string line)
+    {
+        if (!Quiet) Out.WriteLine(line);
+    }
+
+    public void Result(string text) => Out.WriteLine(text);
+
+    public void Error(string message) => Err.WriteLine($"uan: {message}");
+
+    public static string Describe(RunConfig c) =>
+        $"{c.Label ?? c.Norm} lr={c.LearningRate.ToString(CultureInfo.InvariantCulture)} seed={c.Seed}";
+
+    public static string EpochLine(RunConfig c, EpochMetrics m) => string.Create(CultureInfo.InvariantCulture,
+        $"[{Describe(c)}] epoch {m.Epoch}/{c.Epochs}  train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}  " +
+        $"val {m.ValAccuracy:P2}  test {m.TestAccuracy:P2} (top-5 {m.TestTop5:P2}, F1 {m.TestF1:P2})  " +
+        $"{m.TrainSeconds + m.EvalSeconds:F0} s, {m.ImagesPerSecond:F0} img/s{(m.IsBest ? "  *best" : "")}");
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a progress sink: on a terminal a Spectre progress display (one bar for the
+    /// grid, one for the current run, with ETA, loss and accuracy); otherwise no per-step output.
+    /// </summary>
+    public T WithProgress<T>(int runs, Func<Tracker, T> body)
+    {
+        if (!Interactive) return body(new Tracker(this, null, null));
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var grid = runs > 1 ? ctx.AddTask($"runs 0/{runs}", maxValue: runs) : null;
+                result = body(new Tracker(this, ctx, grid));
+            });
+        return result;
+    }
+
+    /// <summary>Receives training progress and epoch results and shows them.</summary>
+    internal sealed class Tracker(Ui ui, ProgressContext? ctx, ProgressTask? grid) : IProgress<TrainProgress>
+    {
+        private ProgressTask? _run;
+        private RunConfig? _config;
+
+        public void RunStarting(int index, RunConfig config, string state)
+        {
+            _config = config;
+            SetGrid(index);
+            string what = state switch { "completed" => "already completed, kept", "diverged" => "diverged earlier, kept", "new" => "starting", _ => $"resuming ({state})" };
+            if (ctx is null) ui.Info($"run {index + 1}: {Describe(config)} — {what}");
+            else
+            {
+                _run?.StopTask();
+                _run = ctx.AddTask(Markup.Escape($"{Describe(config)}"), maxValue: config.Epochs);
+                if (state is "completed" or "diverged") { _run.Value = config.Epochs; _run.StopTask(); }
+            }
+        }
+
+        public void GridFinished(int runs)
+        {
+            SetGrid(runs);
+            _run?.StopTask();
+        }
+
+        private void SetGrid(int done)
+        {
+            if (grid is null) return;
+            grid.Value = done;
+            grid.Description = $"runs {done}/{grid.MaxValue}";
+        }
+
+        public void RunFinished(RunResults results)
+        {
+            _run?.StopTask();
+            if (results.Status is "diverged" or "failed") ui.Err.WriteLine($"uan: [{Describe(results.Config)}] {results.Status}: {results.Message}");
+        }
+
+        public void Epoch(RunConfig config, EpochMetrics m)
+        {
+            if (ui.Quiet) return;
+            if (ctx is null) ui.Out.WriteLine(EpochLine(config, m));
+            else AnsiConsole.MarkupLine(Markup.Escape(EpochLine(config, m)));
+        }
+
+        public void Report(TrainProgress p)
+        {
+            if (_run is null || p.Phase != "train") return;
+            _run.Value = p.Epoch - 1 + (double)p.Step / p.Steps;
+            _run.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"{Describe(_config!)} · epoch {p.Epoch}/{p.Epochs} · loss {p.Loss:F3} · acc {p.Accuracy:P1} · {p.ImagesPerSecond:F0} img/s"));
+        }
+    }
+}

@@ -1,0 +1,140 @@
+using Uan.Lab.Data;
+using Uan.Lab.Models;
+
+namespace Uan.Lab.Training;
+
+/// <summary>A norm under comparison: a short label for tables and its spec string.</summary>
+public sealed record NormChoice(string Label, string Spec)
+{
+    /// <summary>
+    /// Parses <c>LABEL=spec</c> or a bare spec (<c>uan:k=3</c>); a bare spec gets <see cref="DefaultLabel"/>.
+    /// The spec is validated by <see cref="Norms.Parse"/>.
+    /// </summary>
+    public static NormChoice Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int eq = text.IndexOf('='), colon = text.IndexOf(':');
+        bool labelled = eq > 0 && (colon < 0 || eq < colon) && !Norms.Kinds.ContainsKey(text[..eq].Trim().ToLowerInvariant());
+        string label = labelled ? text[..eq].Trim() : "";
+        string spec = labelled ? text[(eq + 1)..].Trim() : text.Trim();
+        var parsed = Norms.Parse(spec);
+        return new NormChoice(label.Length > 0 ? label : DefaultLabel(parsed), spec);
+    }
+
+    /// <summary>BN, MN, UAN for bare kinds; UAN-BatchStats / UAN-Compat for the other UAN modes; else the spec.</summary>
+    public static string DefaultLabel(NormSpec spec)
+    {
+        if (spec.Options.Count == 0) return spec.Kind.ToUpperInvariant();
+        if (spec.Kind == "uan" && spec.Options.Count == 1 && spec.Options.TryGetValue("mode", out var mode))
+            return mode switch { "batchstats" => "UAN-BatchStats", "compat" => "UAN-Compat", _ => "UAN" };
+        return spec.ToString();
+    }
+}
+
+/// <summary>
+/// Runs one configured training end to end: loads the data, builds the model from <see cref="ModelFactory"/>,
+/// trains into a run folder (resuming when asked), returns the results.
+/// </summary>
+public static class Experiment
+{
+    /// <summary>The model a config asks for, sized for the data.</summary>
+    public static Func<TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>> ModelFor(RunConfig config, ExperimentData data) =>
+        () => ModelFactory.Create(config.Model, data.InChannels, data.NumClasses, data.ImageSize, config.Norm, config.InputNorm);
+
+    /// <summary>Trains <paramref name="config"/> in <paramref name="runDir"/> on already loaded data.</summary>
+    public static RunResults Run(RunConfig config, ExperimentData data, string runDir, bool resume,
+        IProgress<TrainProgress>? progress = null, Action<EpochMetrics>? epochFinished = null, CancellationToken cancel = default)
+    {
+        using var trainer = new Trainer(config, data, ModelFor(config, data), runDir);
+        if (epochFinished is not null) trainer.EpochFinished += epochFinished;
+        return trainer.Run(resume, progress, cancel);
+    }
+}
+
+/// <summary>
+/// The paper's comparison grid: norms × learning rates × seeds on one dataset and model. Each run has its own folder
+/// under the grid folder (<c>LABEL-lrX-sN</c>); a completed run is kept, an unfinished one is resumed, so a killed
+/// grid continues where it stopped; a diverged run is a result and is kept too. All runs share the loaded data.
+/// </summary>
+public sealed class ComparisonGrid
+{
+    /// <summary>Creates a grid from a base config (its Norm, Label, LearningRate and Seed are replaced per run).</summary>
+    public ComparisonGrid(RunConfig baseConfig, IReadOnlyList<NormChoice> norms, IReadOnlyList<double> learningRates,
+        IReadOnlyList<int> seeds, string directory)
+    {
+        if (norms.Count == 0) throw new ArgumentException("a comparison needs at least one norm");
+        if (learningRates.Count == 0) throw new ArgumentException("a comparison needs at least one learning rate");
+        if (seeds.Count == 0) throw new ArgumentException("a comparison needs at least one seed");
+        var dup = norms.GroupBy(n => n.Label).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ArgumentException($"two norms share the label '{dup.Key}'; give each a distinct LABEL=spec");
+        BaseConfig = baseConfig;
+        Directory = directory;
+        Runs = (from lr in learningRates
+                from norm in norms
+                from seed in seeds
+                select (baseConfig with { Norm = norm.Spec, Label = norm.Label, LearningRate = lr, Seed = seed },
+                        Path.Combine(directory, FolderName(norm.Label, lr, seed)))).ToArray();
+    }
+
+    /// <summary>The shared part of every run's config.</summary>
+    public RunConfig BaseConfig { get; }
+    /// <summary>The grid folder.</summary>
+    public string Directory { get; }
+    /// <summary>Every run of the grid with its folder, in the order they are trained.</summary>
+    public IReadOnlyList<(RunConfig Config, string RunDir)> Runs { get; }
+
+    /// <summary>A file-system-safe folder name for one run.</summary>
+    public static string FolderName(string label, double lr, int seed)
+    {
+        var safe = new string(label.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+        return $"{safe}-lr{lr.ToString(System.Globalization.CultureInfo.InvariantCulture)}-s{seed}";
+    }
+
+    /// <summary>State of a run folder: "new", "completed", or the status of the unfinished run.</summary>
+    public static string StateOf(string runDir)
+    {
+        if (!File.Exists(Path.Combine(runDir, RunResults.FileName))) return "new";
+        try { return RunResults.Load(runDir).Status; }
+        catch (InvalidDataException) { return "unreadable"; }
+    }
+
+    /// <summary>
+    /// Trains every run that is not completed yet. <paramref name="runStarting"/> is told (index, config, state) before
+    /// each run. Stops early when <paramref name="cancel"/> fires; returns the results of the runs touched or kept.
+    /// </summary>
+    public IReadOnlyList<RunResults> Run(DataLocator locator, Action<int, RunConfig, string>? runStarting = null,
+        IProgress<TrainProgress>? progress = null, Action<RunConfig, EpochMetrics>? epochFinished = null, CancellationToken cancel = default)
+    {
+        var all = new List<RunResults>();
+        ExperimentData? data = null;
+        try
+        {
+            for (int i = 0; i < Runs.Count && !cancel.IsCancellationRequested; i++)
+            {
+                var (config, dir) = Runs[i];
+                string state = StateOf(dir);
+                runStarting?.Invoke(i, config, state);
+                if (state is "completed" or "diverged")
+                {
+                    var done = RunResults.Load(dir);
+                    if (done.Config with { Threads = null, Device = "" } == config with { Threads = null, Device = "" })
+                    {
+                        all.Add(done);
+                        continue;
+                    }
+                    throw new ArgumentException($"{dir} holds a completed run with another configuration; use another output folder");
+                }
+                data ??= ExperimentData.Load(config, locator);
+                var results = Experiment.Run(config, data, dir, resume: state != "new", progress,
+                    m => epochFinished?.Invoke(config, m), cancel);
+                all.Add(results);
+                if (results.Status is "stopped") break;
+            }
+        }
+        finally
+        {
+            data?.Dispose();
+        }
+        return all;
+    }
+}

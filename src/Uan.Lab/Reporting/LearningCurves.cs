@@ -1,0 +1,140 @@
+using ScottPlot;
+using Uan.Lab.Training;
+
+namespace Uan.Lab.Reporting;
+
+/// <summary>One line of a learning-curve plot: a group's metric per epoch, over its seeds.</summary>
+/// <param name="Epochs">Epochs that at least one run of the group finished.</param>
+/// <param name="Mean">Mean over the runs that have the epoch.</param>
+/// <param name="Min">Minimum over those runs.</param>
+/// <param name="Max">Maximum over those runs.</param>
+public sealed record CurveSeries(double[] Epochs, double[] Mean, double[] Min, double[] Max);
+
+/// <summary>
+/// Learning-curve PNGs per (dataset, model): test accuracy and train loss against epoch, one line per group (mean over
+/// seeds) with a shaded min–max band when the group has several seeds.
+/// </summary>
+public sealed class LearningCurves
+{
+    /// <summary>Plots for the runs of <paramref name="runs"/>.</summary>
+    public LearningCurves(RunCollection runs) => Runs = runs;
+
+    /// <summary>The runs plotted.</summary>
+    public RunCollection Runs { get; }
+
+    /// <summary>Image width in pixels.</summary>
+    public int Width { get; init; } = 1000;
+
+    /// <summary>Image height in pixels.</summary>
+    public int Height { get; init; } = 620;
+
+    private sealed record Metric(string FileSuffix, string Title, string YLabel, Func<EpochMetrics, double> Value,
+        Alignment LegendAt);
+
+    private static readonly Metric[] Metrics =
+    [
+        new("test-accuracy", "test accuracy", "test accuracy (%)", m => 100 * m.TestAccuracy, Alignment.LowerRight),
+        new("train-loss", "train loss", "train loss (cross-entropy)", m => m.TrainLoss, Alignment.UpperRight),
+    ];
+
+    /// <summary>
+    /// The per-epoch mean, min and max of <paramref name="value"/> over the runs of <paramref name="group"/>. Epochs
+    /// reached by only some runs use those runs, so a run still in progress does not hide the others' tails.
+    /// </summary>
+    public static CurveSeries Aggregate(RunGroup group, Func<EpochMetrics, double> value)
+    {
+        var byEpoch = group.Runs.SelectMany(r => r.Results.Epochs)
+            .GroupBy(m => m.Epoch).OrderBy(g => g.Key)
+            .Select(g => (Epoch: g.Key, Values: g.Select(value).Where(double.IsFinite).ToList()))
+            .Where(e => e.Values.Count > 0)
+            .ToList();
+        return new CurveSeries(
+            byEpoch.Select(e => (double)e.Epoch).ToArray(),
+            byEpoch.Select(e => e.Values.Average()).ToArray(),
+            byEpoch.Select(e => e.Values.Min()).ToArray(),
+            byEpoch.Select(e => e.Values.Max()).ToArray());
+    }
+
+    /// <summary>
+    /// Writes two PNGs per (dataset, model) into <paramref name="dir"/> (created if needed), each via a temporary
+    /// file and a rename, and returns their paths. Experiments with no finished epoch get no plot.
+    /// </summary>
+    public IReadOnlyList<string> Save(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var written = new List<string>();
+        foreach (var experiment in Runs.Groups.GroupBy(g => (g.Key.Dataset, g.Key.Model)))
+        {
+            var groups = experiment.ToList();
+            foreach (var metric in Metrics)
+            {
+                var png = Render(experiment.Key.Dataset, experiment.Key.Model, groups, metric);
+                if (png is null) continue;
+                var path = Path.Combine(dir,
+                    $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{metric.FileSuffix}.png");
+                WriteAtomically(path, png);
+                written.Add(path);
+            }
+        }
+        return written;
+    }
+
+    private byte[]? Render(string dataset, string model, IReadOnlyList<RunGroup> groups, Metric metric)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        bool any = false;
+        for (int i = 0; i < groups.Count; i++)
+        {
+            var group = groups[i];
+            var series = Aggregate(group, metric.Value);
+            if (series.Epochs.Length == 0) continue;
+            any = true;
+            var color = palette.GetColor(i);
+            if (group.Runs.Count > 1)
+            {
+                var band = plot.Add.FillY(series.Epochs, series.Min, series.Max);
+                band.FillColor = color.WithAlpha(0.18);
+                band.LineWidth = 0;
+            }
+            var line = plot.Add.Scatter(series.Epochs, series.Mean);
+            line.Color = color;
+            line.LineWidth = 2;
+            // Markers keep a one-epoch run visible; on long runs they would only clutter the line.
+            line.MarkerSize = series.Epochs.Length <= 30 ? 5 : 0;
+            line.LegendText = $"{group.DisplayName} (n={group.Runs.Count})";
+        }
+        if (!any) return null;
+
+        bool several = groups.Any(g => g.Runs.Count > 1);
+        plot.Title($"{dataset} / {model}: {metric.Title}" + (several ? " (mean over seeds, band = min–max)" : ""));
+        plot.XLabel("epoch");
+        plot.YLabel(metric.YLabel);
+        plot.ShowLegend(metric.LegendAt);
+        return plot.GetImage(Width, Height).GetImageBytes(ImageFormat.Png);
+    }
+
+    /// <summary>The start of the file names of one experiment's plots ("cifar10_shallow-cnn_").</summary>
+    public static string FilePrefix(string dataset, string model) => $"{FileSafe(dataset)}_{FileSafe(model)}_";
+
+    private static string FileSafe(string name)
+    {
+        var invalid = Path.GetInvalidFileNameChars();
+        return new string(name.Select(c => invalid.Contains(c) || char.IsWhiteSpace(c) ? '-' : c).ToArray());
+    }
+
+    /// <summary>Writes via a temporary file and a rename so a viewer never reads half an image.</summary>
+    internal static void WriteAtomically(string path, byte[] bytes)
+    {
+        var tmp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllBytes(tmp, bytes);
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+}

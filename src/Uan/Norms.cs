@@ -1,5 +1,6 @@
 using System.Globalization;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Uan;
@@ -117,7 +118,7 @@ public static class Norms
                 };
             }
             case "ln":
-                return nn.GroupNorm(1, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
+                return GroupNorm(1, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
             case "gn":
             {
                 // Default: the largest divisor of C that is at most 32 (32 groups is GroupNorm's usual choice).
@@ -126,7 +127,7 @@ public static class Norms
                 if (groups < 1 || channels % groups != 0)
                     throw new ArgumentException(
                         $"Norm '{spec}': groups must divide the channel count {channels}, got {groups}.", nameof(spec));
-                return nn.GroupNorm(groups, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
+                return GroupNorm(groups, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
             }
             case "mn":
                 return new MixtureNorm(channels, new MixtureNormOptions
@@ -152,6 +153,20 @@ public static class Norms
             default:
                 throw new ArgumentException($"Unknown norm '{spec.Kind}'. Accepted: {Accepted}.", nameof(spec));
         }
+    }
+
+    // TorchSharp 0.107's GroupNorm allocates its affine parameters with torch.empty and never resets them, so a fresh
+    // module starts from whatever the allocator hands back (often NaN). torch initialises them to 1 and 0.
+    static GroupNorm GroupNorm(long groups, long channels, double eps, bool affine)
+    {
+        var norm = nn.GroupNorm(groups, channels, eps, affine);
+        if (affine)
+        {
+            using var _ = no_grad();
+            norm.weight!.fill_(1);
+            norm.bias!.zero_();
+        }
+        return norm;
     }
 
     static UanMode ParseMode(NormSpec spec, string value) => value.ToLowerInvariant() switch

@@ -95,6 +95,26 @@ public sealed class ErrorAndFactoryTests
         if (spec != "none") Assert.True((y - x).abs().max().item<float>() > 1e-3, $"{spec} did nothing");
     }
 
+    [Theory]
+    [InlineData("ln")]
+    [InlineData("gn:groups=4")]
+    [InlineData("bn")]
+    [InlineData("in")]
+    [InlineData("mn")]
+    public void FactoryAffineStartsAtOneAndZero(string spec)
+    {
+        // TorchSharp's own GroupNorm leaves these uninitialised; freed NaN memory makes that visible at once.
+        for (int i = 0; i < 20; i++)
+        {
+            using var scope = NewDisposeScope();
+            full(1 << 16, float.NaN).Dispose();
+            var norm = Norms.Create(spec, 128);
+            var p = norm.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+            Assert.True(p["weight"].eq(1).all().item<bool>(), $"{spec}: weight is not all ones");
+            Assert.True(p["bias"].eq(0).all().item<bool>(), $"{spec}: bias is not all zeros");
+        }
+    }
+
     [Fact]
     public void FactoryPassesOptionsThrough()
     {

@@ -1,0 +1,56 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Uan.Lab.Models;
+
+/// <summary>
+/// Builds the experiment models by name, so a run's configuration can name its model as text. Names are matched
+/// case-insensitively and without '-' or '_' (<c>densenet-40</c> = <c>densenet40</c>).
+/// </summary>
+public static class ModelFactory
+{
+    /// <summary>The accepted model names, canonical form.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["shallow-cnn", "densenet40", "densenet100"];
+
+    /// <summary>
+    /// Creates <paramref name="model"/>. For <c>shallow-cnn</c>, <paramref name="norm"/> is the norm after conv2
+    /// (the others stay Keras BatchNorm) and an input norm is not supported. For the DenseNets,
+    /// <paramref name="norm"/> is every internal norm and <paramref name="inputNorm"/> the optional norm applied to
+    /// the input (the paper: <c>uan:k=10</c>); the channel bookkeeping is standard BC (see
+    /// <see cref="DenseNet"/> for the reference's variant).
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown model name (the message lists the accepted ones), or invalid sizes or norm specs.</exception>
+    public static nn.Module<Tensor, Tensor> Create(string model, int inChannels, int numClasses, int imageSize,
+        string norm, string? inputNorm = null)
+    {
+        var key = Canonical(model);
+        switch (key)
+        {
+            case "shallowcnn":
+                if (inputNorm is not null)
+                    throw new ArgumentException(
+                        $"Model 'shallow-cnn' has no input norm (got '{inputNorm}'); its norm under study is the one after conv2.",
+                        nameof(inputNorm));
+                return new ShallowCnn(inChannels, numClasses, imageSize, norm);
+            case "densenet40":
+            case "densenet100":
+                // Two 2×2 transitions leave at least a 1×1 grid for the global pool.
+                if (imageSize < 4)
+                    throw new ArgumentException($"Model '{model}': imageSize must be at least 4, got {imageSize}.",
+                        nameof(imageSize));
+                return new DenseNet(key == "densenet40" ? 40 : 100, inChannels, numClasses, norm, inputNorm,
+                    name: key);
+            default:
+                throw new ArgumentException(
+                    $"Unknown model '{model}'. Accepted: {string.Join(", ", Names)} ('-' and '_' optional).",
+                    nameof(model));
+        }
+    }
+
+    /// <summary>Number of trainable parameter elements of <paramref name="module"/> (buffers excluded).</summary>
+    public static long CountParameters(nn.Module module) =>
+        module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+
+    static string Canonical(string? model) =>
+        (model ?? "").Trim().ToLowerInvariant().Replace("-", "").Replace("_", "");
+}

@@ -43,7 +43,7 @@ internal static class DataCommand
             try
             {
                 var result = fetcher.Fetch(which, locator.DataDir, new SyncProgress<string>(ui.Info));
-                ui.Result(result.ToString());
+                if (ui.Quiet) ui.Result(result.ToString());   // otherwise the fetcher's log already ended with it
                 return 0;
             }
             catch (DataFetchException e)

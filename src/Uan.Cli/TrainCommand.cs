@@ -54,9 +54,12 @@ internal static class TrainCommand
         var last = results.Epochs.LastOrDefault();
         var best = results.Epochs.Where(m => m.IsBest).LastOrDefault();
         if (last is not null)
-            ui.Result(string.Create(CultureInfo.InvariantCulture,
-                $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s; last test accuracy {last.TestAccuracy:P2}" +
-                (best is null ? "" : $", best-validation epoch {best.Epoch}: test {best.TestAccuracy:P2}") + $"; results in {dir}"));
+        {
+            var inv = CultureInfo.InvariantCulture;
+            string bestText = best is null ? "" : string.Create(inv, $", best-validation epoch {best.Epoch}: test {best.TestAccuracy:P2}");
+            ui.Result(string.Create(inv,
+                $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s; last test accuracy {last.TestAccuracy:P2}{bestText}; results in {dir}"));
+        }
         if (results.Message is not null) ui.Error(results.Message);
         return results.Status switch { "completed" => 0, "stopped" => 130, _ => 1 };
     }

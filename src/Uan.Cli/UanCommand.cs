@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using System.Globalization;
 using Uan.Lab.Data;
 using Uan.Lab.Training;
@@ -26,7 +27,10 @@ public static class UanCommand
     public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
         var console = new Ui(output ?? Console.Out, error ?? Console.Error);
-        var root = new RootCommand("UAN for .NET: Unsupervised Adaptive Normalization, its baselines and the paper's experiments.");
+        // A named Command rather than RootCommand, whose name would be the assembly's (Uan.Cli).
+        var root = new Command("uan", "UAN for .NET: Unsupervised Adaptive Normalization, its baselines and the paper's experiments.");
+        root.Options.Add(new HelpOption());
+        root.Options.Add(new VersionOption());
         root.Options.Add(Quiet);
         root.Options.Add(Plain);
         root.Options.Add(DataDir);

@@ -14,7 +14,7 @@ public sealed record NormChoice(string Label, string Spec)
     {
         ArgumentNullException.ThrowIfNull(text);
         int eq = text.IndexOf('='), colon = text.IndexOf(':');
-        bool labelled = eq > 0 && (colon < 0 || eq < colon) && !Norms.Kinds.ContainsKey(text[..eq].Trim().ToLowerInvariant());
+        bool labelled = eq > 0 && (colon < 0 || eq < colon);
         string label = labelled ? text[..eq].Trim() : "";
         string spec = labelled ? text[(eq + 1)..].Trim() : text.Trim();
         var parsed = Norms.Parse(spec);

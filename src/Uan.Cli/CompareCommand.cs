@@ -11,14 +11,14 @@ namespace Uan.Cli;
 internal static class CompareCommand
 {
     /// <summary>Norms of the main job: the paper's three, conv2 only (the other layers keep Keras-style BN).</summary>
-    public static readonly string[] DefaultNorms = ["BN=bn:eps=1e-3,momentum=0.01", "MN=mn:k=3", "UAN=uan:k=3"];
+    public static readonly string[] DefaultNorms = ["BN=bn:eps=1e-3,momentum=0.1", "MN=mn:k=3", "UAN=uan:k=3"];
 
-    /// <summary>Epochs of the main job, sized to finish in under 10 minutes on 2 cores (see the README).</summary>
-    public const int DefaultEpochs = 4;
+    /// <summary>Main job: epochs, batch and training images, sized to finish in under 10 minutes on 2 cores (see the README).</summary>
+    public const int DefaultEpochs = 2, DefaultBatch = 64, DefaultTrainLimit = 4000;
 
     public static Command Create(Ui ui)
     {
-        var run = new RunOptions();
+        var run = new RunOptions(DefaultBatch, DefaultTrainLimit);
         var norms = new Option<string[]>("--norm", "-n")
         {
             Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", DefaultNorms)})",

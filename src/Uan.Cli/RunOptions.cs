@@ -6,15 +6,22 @@ using Uan.Lab.Training;
 namespace Uan.Cli;
 
 /// <summary>The options shared by <c>train</c> and <c>compare</c>, and the <see cref="RunConfig"/> they make.</summary>
-internal sealed class RunOptions
+internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit = null)
 {
+    /// <summary>Default norm of the shallow CNN's other layers: Keras BatchNorm's eps with torch's momentum (see --other-norm).</summary>
+    public const string DefaultOtherNorm = "bn:eps=1e-3,momentum=0.1";
+
     public Option<string> Dataset { get; } = new("--dataset", "-d")
     { Description = $"Dataset: {string.Join(", ", DataLocator.KnownIds)}", DefaultValueFactory = _ => "mnist-subset" };
     public Option<string> Model { get; } = new("--model", "-m")
     { Description = "Model: shallow-cnn, densenet40, densenet100", DefaultValueFactory = _ => "shallow-cnn" };
     public Option<int> Epochs { get; } = new("--epochs", "-e") { Description = "Training epochs" };
-    public Option<int> BatchSize { get; } = new("--batch-size", "-b") { Description = "Batch size (256 as the paper's shallow CNN)", DefaultValueFactory = _ => 256 };
-    public Option<int?> TrainLimit { get; } = new("--train-limit") { Description = "Use a stratified subset of this many training images" };
+    public Option<int> BatchSize { get; } = new("--batch-size", "-b") { Description = "Batch size (the paper: 256)", DefaultValueFactory = _ => defaultBatch };
+    public Option<int?> TrainLimit { get; } = new("--train-limit")
+    {
+        Description = "Use a stratified subset of this many training images" + (defaultTrainLimit is int d ? $" (default {d}; 0 = all)" : " (0 = all)"),
+        DefaultValueFactory = _ => defaultTrainLimit,
+    };
     public Option<int?> TestLimit { get; } = new("--test-limit") { Description = "Use a stratified subset of this many test images" };
     public Option<double> ValFraction { get; } = new("--val-fraction") { Description = "Last fraction of the training file held out for validation", DefaultValueFactory = _ => 0.1 };
     public Option<int?> ImageSize { get; } = new("--image-size") { Description = "Resize images to N×N (default: native size)" };
@@ -23,6 +30,12 @@ internal sealed class RunOptions
     public Option<string> Optimizer { get; } = new("--optimizer") { Description = "adamw (tfa-style decay) or sgd (Nesterov, step schedule)", DefaultValueFactory = _ => "adamw" };
     public Option<double> WeightDecay { get; } = new("--weight-decay") { Description = "Decoupled weight decay", DefaultValueFactory = _ => 1e-4 };
     public Option<string?> InputNorm { get; } = new("--input-norm") { Description = "Norm on the model input (DenseNet), e.g. uan:k=10" };
+    public Option<string> OtherNorm { get; } = new("--other-norm")
+    {
+        Description = "Shallow CNN: norm of conv1, conv3, conv4. The paper's Keras BatchNorm is bn:eps=1e-3,momentum=0.01, whose running " +
+                      "averages need hundreds of steps before eval-mode accuracy means anything; short runs use momentum 0.1",
+        DefaultValueFactory = _ => DefaultOtherNorm,
+    };
     public Option<string> Device { get; } = new("--device") { Description = "Torch device", DefaultValueFactory = _ => "cpu" };
     public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
     public Option<string?> Out { get; } = new("--out", "-o") { Description = "Output folder" };
@@ -30,7 +43,7 @@ internal sealed class RunOptions
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { Dataset, Model, Epochs, BatchSize, TrainLimit, TestLimit, ValFraction, ImageSize, PaperResize,
-                     NoAugment, Optimizer, WeightDecay, InputNorm, Device, Threads, Out })
+                     NoAugment, Optimizer, WeightDecay, InputNorm, OtherNorm, Device, Threads, Out })
             command.Options.Add(o);
     }
 
@@ -53,18 +66,21 @@ internal sealed class RunOptions
         if (p.GetValue(PaperResize) && p.GetValue(ImageSize) is int s && s != 72)
             throw new ArgumentException("--paper-resize means 72×72; drop --image-size or --paper-resize");
         if (size is <= 0) throw new ArgumentException($"--image-size must be positive, got {size}");
-        if (p.GetValue(TrainLimit) is <= 0) throw new ArgumentException("--train-limit must be positive");
+        int? trainLimit = p.GetValue(TrainLimit) is 0 ? null : p.GetValue(TrainLimit);
+        if (trainLimit is < 0) throw new ArgumentException("--train-limit must be positive (0 = all)");
         if (p.GetValue(TestLimit) is <= 0) throw new ArgumentException("--test-limit must be positive");
         double val = p.GetValue(ValFraction);
         if (val is <= 0 or >= 1) throw new ArgumentException($"--val-fraction must be in (0, 1), got {val}");
         if (p.GetValue(Threads) is <= 0) throw new ArgumentException("--threads must be positive");
         string? inputNorm = p.GetValue(InputNorm);
         if (inputNorm is not null) Norms.Parse(inputNorm);
+        string? otherNorm = model == "shallow-cnn" ? p.GetValue(OtherNorm) : null;
+        if (otherNorm is not null) Norms.Parse(otherNorm);
         return new RunConfig
         {
-            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = p.GetValue(TrainLimit),
+            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = trainLimit,
             TestLimit = p.GetValue(TestLimit), ValidationFraction = val, ImageSize = size, Augment = !p.GetValue(NoAugment),
-            Optimizer = optimizer, WeightDecay = p.GetValue(WeightDecay), InputNorm = inputNorm, Device = p.GetValue(Device)!,
+            Optimizer = optimizer, WeightDecay = p.GetValue(WeightDecay), InputNorm = inputNorm, OtherNorm = otherNorm, Device = p.GetValue(Device)!,
             Threads = p.GetValue(Threads),
         };
     }

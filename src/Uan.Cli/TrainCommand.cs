@@ -11,7 +11,7 @@ internal static class TrainCommand
     {
         var run = new RunOptions();
         var norm = new Option<string>("--norm", "-n")
-        { Description = $"Norm at the layer under study ({Norms.Accepted})", DefaultValueFactory = _ => "bn:eps=1e-3,momentum=0.01" };
+        { Description = $"Norm at the layer under study ({Norms.Accepted})", DefaultValueFactory = _ => RunOptions.DefaultOtherNorm };
         var lr = new Option<double>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 1e-3 };
         var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };

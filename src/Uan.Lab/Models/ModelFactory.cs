@@ -19,9 +19,11 @@ public static class ModelFactory
     /// the input (the paper: <c>uan:k=10</c>); the channel bookkeeping is standard BC (see
     /// <see cref="DenseNet"/> for the reference's variant).
     /// </summary>
+    /// <remarks><c>otherNorm</c> (shallow CNN only) is the norm of the layers not under study, default Keras BatchNorm
+    /// (<see cref="ShallowCnn.KerasBatchNorm"/>); the DenseNets reject it, since all their norms are the one under study.</remarks>
     /// <exception cref="ArgumentException">An unknown model name (the message lists the accepted ones), or invalid sizes or norm specs.</exception>
     public static nn.Module<Tensor, Tensor> Create(string model, int inChannels, int numClasses, int imageSize,
-        string norm, string? inputNorm = null)
+        string norm, string? inputNorm = null, string? otherNorm = null)
     {
         var key = Canonical(model);
         switch (key)
@@ -31,9 +33,12 @@ public static class ModelFactory
                     throw new ArgumentException(
                         $"Model 'shallow-cnn' has no input norm (got '{inputNorm}'); its norm under study is the one after conv2.",
                         nameof(inputNorm));
-                return new ShallowCnn(inChannels, numClasses, imageSize, norm);
+                return new ShallowCnn(inChannels, numClasses, imageSize, norm, otherNorm: otherNorm ?? ShallowCnn.KerasBatchNorm);
             case "densenet40":
             case "densenet100":
+                if (otherNorm is not null)
+                    throw new ArgumentException($"Model '{model}': every norm is the one under study; --other-norm applies to shallow-cnn only.",
+                        nameof(otherNorm));
                 // Two 2×2 transitions leave at least a 1×1 grid for the global pool.
                 if (imageSize < 4)
                     throw new ArgumentException($"Model '{model}': imageSize must be at least 4, got {imageSize}.",

@@ -29,11 +29,12 @@ public sealed class ShallowCnn : nn.Module<Tensor, Tensor>
     /// <param name="imageSize">Input height and width; fixes the classifier's input features (72 → 9216).</param>
     /// <param name="norm">Norm spec for conv2 (see <see cref="Uan.Norms"/>), e.g. <c>uan:k=3</c>.</param>
     /// <param name="name">Module name.</param>
+    /// <param name="otherNorm">Norm spec of conv1, conv3 and conv4 (the paper: Keras BatchNorm, <see cref="KerasBatchNorm"/>).</param>
     /// <exception cref="ArgumentException">
     /// Non-positive channels or classes, an invalid norm spec, or an image smaller than <see cref="MinImageSize"/>.
     /// </exception>
     public ShallowCnn(int inChannels, int numClasses, int imageSize, string norm = KerasBatchNorm,
-        string name = "shallow_cnn") : base(name)
+        string name = "shallow_cnn", string otherNorm = KerasBatchNorm) : base(name)
     {
         if (inChannels < 1)
             throw new ArgumentException($"ShallowCnn: inChannels must be ≥ 1, got {inChannels}.", nameof(inChannels));
@@ -52,13 +53,13 @@ public sealed class ShallowCnn : nn.Module<Tensor, Tensor>
         FeatureCount = 256 * grid * grid;
 
         conv1 = nn.Conv2d(inChannels, 64, 5, padding: 2);
-        bn1 = Norms.Create(KerasBatchNorm, 64);
+        bn1 = Norms.Create(otherNorm, 64);
         conv2 = nn.Conv2d(64, 128, 5, padding: 2);
         norm2 = Norms.Create(norm, 128);
         conv3 = nn.Conv2d(128, 128, 5, padding: 2);
-        bn3 = Norms.Create(KerasBatchNorm, 128);
+        bn3 = Norms.Create(otherNorm, 128);
         conv4 = nn.Conv2d(128, 256, 5, padding: 2);
-        bn4 = Norms.Create(KerasBatchNorm, 256);
+        bn4 = Norms.Create(otherNorm, 256);
         fc = nn.Linear(FeatureCount, numClasses);
         RegisterComponents();
         KerasInit.GlorotUniform(this);

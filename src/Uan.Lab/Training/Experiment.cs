@@ -39,7 +39,7 @@ public static class Experiment
 {
     /// <summary>The model a config asks for, sized for the data.</summary>
     public static Func<TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>> ModelFor(RunConfig config, ExperimentData data) =>
-        () => ModelFactory.Create(config.Model, data.InChannels, data.NumClasses, data.ImageSize, config.Norm, config.InputNorm);
+        () => ModelFactory.Create(config.Model, data.InChannels, data.NumClasses, data.ImageSize, config.Norm, config.InputNorm, config.OtherNorm);
 
     /// <summary>Trains <paramref name="config"/> in <paramref name="runDir"/> on already loaded data.</summary>
     public static RunResults Run(RunConfig config, ExperimentData data, string runDir, bool resume,

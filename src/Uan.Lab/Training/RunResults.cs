@@ -17,6 +17,8 @@ public sealed record RunConfig
     public string Norm { get; init; } = "bn";
     /// <summary>Optional norm on the model's input (DenseNet), or null.</summary>
     public string? InputNorm { get; init; }
+    /// <summary>Shallow CNN: norm of the layers not under study; null = Keras BatchNorm (eps 1e-3, momentum 0.01), as the paper.</summary>
+    public string? OtherNorm { get; init; }
     /// <summary>Short label for tables and plots (for example "UAN"); defaults to the norm spec.</summary>
     public string? Label { get; init; }
     /// <summary>Learning rate (constant for adamw; the initial one for sgd).</summary>

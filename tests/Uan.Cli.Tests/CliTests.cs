@@ -76,6 +76,19 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("epoch 1/3", more.Out);
     }
 
+    [Fact]
+    public void DenseNetWithUanOnTheInputTrainsWithSgd()
+    {
+        var (code, output, err) = Uan("train", "--model", "densenet40", "--optimizer", "sgd", "--lr", "0.1", "--norm", "bn",
+            "--input-norm", "uan:k=10", "--epochs", "1", "--train-limit", "128", "--test-limit", "64", "--batch-size", "64", "--out", _dir);
+        Assert.True(code == 0, output + err);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));
+        var config = json.RootElement.GetProperty("config");
+        Assert.Equal("uan:k=10", config.GetProperty("inputNorm").GetString());
+        Assert.False(config.TryGetProperty("otherNorm", out _));     // shallow CNN only
+        Assert.Equal(0.1, json.RootElement.GetProperty("epochs")[0].GetProperty("learningRate").GetDouble());
+    }
+
     [Theory]
     [InlineData("unknown dataset 'imagenet'; accepted: mnist-subset", "train", "--dataset", "imagenet")]
     [InlineData("unknown model 'resnet'; accepted: shallow-cnn", "train", "--model", "resnet")]

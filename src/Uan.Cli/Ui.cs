@@ -50,7 +50,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
         AnsiConsole.Progress()
             .AutoClear(false)
             .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 16 }, new PercentageColumn(),
                 new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx =>
             {
@@ -111,7 +111,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
             if (_run is null || p.Phase != "train") return;
             _run.Value = p.Epoch - 1 + (double)p.Step / p.Steps;
             _run.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"{Describe(_config!)} · epoch {p.Epoch}/{p.Epochs} · loss {p.Loss:F3} · acc {p.Accuracy:P1} · {p.ImagesPerSecond:F0} img/s"));
+                $"{_config!.Label ?? _config.Norm} s{_config.Seed} e{p.Epoch}/{p.Epochs} loss {p.Loss:F3} acc {p.Accuracy:P0} {p.ImagesPerSecond:F0}/s"));
         }
     }
 }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using Uan.Kernels;
 using static TorchSharp.torch;
 
 namespace Uan;
@@ -26,6 +27,10 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
+        // The fused kernel takes (μ, log λ, σ²); the cheap [K, C] softplus / log-softmax chain stays with autograd.
+        if (UanKernels.CanFuse(x, mu, logLambda, variance, weight, bias))
+            return PaperFunction.Apply(x, mu, logLambda, variance, weight, bias, withLogZ: false)[0]
+                .MoveToOuterDisposeScope();
         var tau = Responsibilities(x, logLambda, mu, variance, out _);
         var y = Combine(x, tau, logLambda, mu, variance, varianceEps: 0);
         return Affine(y, weight, bias).MoveToOuterDisposeScope();
@@ -51,6 +56,12 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
+        if (UanKernels.CanFuse(x, mu, logLambda, variance, weight, bias))
+        {
+            var outputs = PaperFunction.Apply(x, mu, logLambda, variance, weight, bias, withLogZ: true);
+            var fusedNll = 0.5 * Math.Log(2 * Math.PI) - outputs[1];
+            return (outputs[0].MoveToOuterDisposeScope(), fusedNll.MoveToOuterDisposeScope());
+        }
         var tau = Responsibilities(x, logLambda, mu, variance, out var logZ);
         var y = Affine(Combine(x, tau, logLambda, mu, variance, varianceEps: 0), weight, bias);
         var nll = 0.5 * Math.Log(2 * Math.PI) - logZ.mean();

@@ -105,8 +105,8 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
         {
             using var scope = NewDisposeScope();
             var y = UanFunctional.MixtureRunningTransform(x, _mixWeight.log(), _mixMean, _mixVar, _runningMean,
-                _runningVar, o.Eps);
-            return UanFunctional.Affine(y, _weight, _bias).MoveToOuterDisposeScope();
+                _runningVar, o.Eps, _weight, _bias);
+            return y.MoveToOuterDisposeScope();
         }
 
         using (var scope = NewDisposeScope())
@@ -127,13 +127,13 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
                 _initialized.fill_(1L);
             }
             var (y, moments) = UanFunctional.MixtureBatchTransform(x, fitted.Weights.to(x.dtype).log(),
-                fitted.Means.to(x.dtype), fitted.Variances.to(x.dtype), o.Eps);
+                fitted.Means.to(x.dtype), fitted.Variances.to(x.dtype), o.Eps, _weight, _bias);
             using (no_grad())
             {
                 _runningMean.mul_(1 - o.Momentum).add_(moments.Mean.to(_runningMean.dtype), o.Momentum);
                 _runningVar.mul_(1 - o.Momentum).add_(moments.UnbiasedVar.to(_runningVar.dtype), o.Momentum);
             }
-            return UanFunctional.Affine(y, _weight, _bias).MoveToOuterDisposeScope();
+            return y.MoveToOuterDisposeScope();
         }
     }
 

@@ -28,55 +28,94 @@ public class KernelTests
 
     public static IEnumerable<object[]> Cases()
     {
-        foreach (var op in new[] { Op.Paper, Op.PaperNll })
+        foreach (var op in Enum.GetValues<Op>())
             for (int i = 0; i < Shapes.Length; i++)
                 foreach (bool f64 in new[] { false, true })
-                    yield return new object[] { op, i, 1 + i % 5, f64, i % 2 == 0 };
+                    yield return new object[] { op, i, 1 + (i + (int)op) % 5, f64, (i + (int)op) % 2 == 0 };
     }
 
-    /// <summary>Everything one run produces: output, the scalar term (if any) and the gradients of the leaves.</summary>
-    sealed record Result(double[] Y, double Extra, Dictionary<string, double[]> Grads);
+    /// <summary>Everything one run produces: output, a scalar summary of the other outputs and the leaves' gradients.</summary>
+    sealed record Result(double[] Y, double[] Extra, Dictionary<string, double[]> Grads);
 
     static Result Run(Op op, Problem p, bool affine, bool fused, double[] upstream)
     {
         using var scope = NewDisposeScope();
         using var path = UanKernels.Use(fused);
-        var x = p.XTensor(true);
-        var mu = p.MuTensor(true);
-        var rho = p.RhoTensor(true);
-        var alpha = p.AlphaTensor(true);
-        var w = affine ? T.Make(p.Weight, new long[] { p.C }, p.DType, true) : null;
-        var b = affine ? T.Make(p.Bias, new long[] { p.C }, p.DType, true) : null;
+        var leaves = new Dictionary<string, Tensor>
+        {
+            ["x"] = p.XTensor(true),
+            ["mu"] = p.MuTensor(true),
+            ["rho"] = p.RhoTensor(true),
+            ["alpha"] = p.AlphaTensor(true),
+        };
+        var x = leaves["x"];
+        var mu = leaves["mu"];
+        var rho = leaves["rho"];
+        var alpha = leaves["alpha"];
+        Tensor? w = null, b = null;
+        if (affine)
+        {
+            w = leaves["weight"] = T.Make(p.Weight, new long[] { p.C }, p.DType, true);
+            b = leaves["bias"] = T.Make(p.Bias, new long[] { p.C }, p.DType, true);
+        }
         const double eps = 1e-3;
         Tensor y;
-        Tensor? extra = null;
+        var extra = new List<Tensor>();
         switch (op)
         {
             case Op.Paper:
                 y = UanFunctional.Paper(x, mu, rho, alpha, eps, w, b);
                 break;
             case Op.PaperNll:
-                (y, extra) = UanFunctional.PaperWithLikelihood(x, mu, rho, alpha, eps, w, b);
+            {
+                var (yn, nll) = UanFunctional.PaperWithLikelihood(x, mu, rho, alpha, eps, w, b);
+                y = yn;
+                extra.Add(nll);
                 break;
+            }
+            case Op.BatchStats:
+            {
+                var (yb, moments) = UanFunctional.BatchStatsTrain(x, mu, rho, alpha, eps, w, b);
+                y = yb;
+                extra.AddRange(new[] { moments.Mean, moments.Var, moments.UnbiasedVar });
+                break;
+            }
+            case Op.BatchStatsEval:
+            {
+                // Running statistics that want gradients too, to check every input of the eval node.
+                Tensor rm, rv;
+                using (no_grad())
+                {
+                    rm = (mu * 0.8 + 0.1).detach();
+                    rv = (nn.functional.softplus(rho) + 0.3).detach();
+                }
+                leaves["runningMean"] = rm.requires_grad_(true);
+                leaves["runningVar"] = rv.requires_grad_(true);
+                y = UanFunctional.BatchStatsEval(x, mu, rho, alpha, rm, rv, eps, w, b);
+                break;
+            }
+            case Op.MixtureBatch:
+            {
+                // As Mixture Normalization: the mixture is a constant (fitted without gradient).
+                Tensor logLambda, variance;
+                using (no_grad())
+                    (logLambda, variance) = UanFunctional.MixtureFromParameters(rho, alpha, eps);
+                leaves.Remove("mu");
+                leaves.Remove("rho");
+                leaves.Remove("alpha");
+                var (ym, moments) = UanFunctional.MixtureBatchTransform(x, logLambda, mu.detach(), variance, eps, w, b);
+                y = ym;
+                extra.AddRange(new[] { moments.Mean, moments.Var, moments.UnbiasedVar });
+                break;
+            }
             default:
                 throw new ArgumentOutOfRangeException(nameof(op));
         }
         var loss = (y * T.Make(upstream, p.Shape, p.DType)).sum();
-        if (extra is not null) loss = loss + 3.7 * extra;
+        if (op == Op.PaperNll) loss = loss + 3.7 * extra[0];
         loss.backward();
-        var grads = new Dictionary<string, double[]>
-        {
-            ["x"] = T.Read(x.grad!),
-            ["mu"] = T.Read(mu.grad!),
-            ["rho"] = T.Read(rho.grad!),
-            ["alpha"] = T.Read(alpha.grad!),
-        };
-        if (affine)
-        {
-            grads["weight"] = T.Read(w!.grad!);
-            grads["bias"] = T.Read(b!.grad!);
-        }
-        return new Result(T.Read(y), extra is null ? 0 : extra.to(float64).item<double>(), grads);
+        var grads = leaves.ToDictionary(kv => kv.Key, kv => T.Read(kv.Value.grad!));
+        return new Result(T.Read(y), extra.SelectMany(T.Read).ToArray(), grads);
     }
 
     /// <summary>
@@ -120,7 +159,7 @@ public class KernelTests
         var fused = Run(op, p, affine, fused: true, g);
         double tol = f64 ? 1e-10 : 1e-5;
         Same(reference.Y, fused.Y, tol, "y");
-        Same(new[] { reference.Extra }, new[] { fused.Extra }, tol, "extra");
+        Same(reference.Extra, fused.Extra, tol, "extra");
         foreach (var (name, grad) in reference.Grads)
             Same(grad, fused.Grads[name], tol, "d/d" + name);
     }
@@ -149,9 +188,53 @@ public class KernelTests
         Same(Fd(b, Loss), result.Grads["bias"], 1e-6, "bias");
     }
 
+    [Fact]
+    public void Fused_BatchStats_GradientsMatchFiniteDifferences()
+    {
+        using var scope = NewDisposeScope();
+        var p = Problem.Random(new long[] { 4, 2, 3, 2 }, 3, ScalarType.Float64, 4040, xScale: 1.3);
+        var g = Upstream(p.X.Length, 6);
+        var result = Run(Op.BatchStats, p, affine: true, fused: true, g);
+        var xs = (double[])p.X.Clone();
+        var mu = (double[,])p.Mu.Clone();
+        var rho = (double[,])p.Rho.Clone();
+        var alpha = (double[,])p.Alpha.Clone();
+        var w = (double[])p.Weight.Clone();
+        var b = (double[])p.Bias.Clone();
+        double Loss() => UanReference.BatchStatsTrain(xs, p.N, p.C, p.S, mu, rho, alpha, 1e-3, w, b).Y
+            .Select((v, i) => v * g[i]).Sum();
+        Same(UanReference.BatchStatsTrain(xs, p.N, p.C, p.S, mu, rho, alpha, 1e-3, w, b).Y, result.Y, 1e-10, "y");
+        Same(Fd(xs, Loss), result.Grads["x"], 1e-6, "x");
+        Same(Fd(mu, Loss), result.Grads["mu"], 1e-6, "mu");
+        Same(Fd(rho, Loss), result.Grads["rho"], 1e-6, "rho");
+        Same(Fd(alpha, Loss), result.Grads["alpha"], 1e-6, "alpha");
+        Same(Fd(w, Loss), result.Grads["weight"], 1e-6, "weight");
+        Same(Fd(b, Loss), result.Grads["bias"], 1e-6, "bias");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Fused_BatchTransform_ComponentFarFromTheBatch_StaysFinite(bool f64)
+    {
+        // Component 1 sits 1e3 standard deviations away: its τ underflows over the whole batch. The fused path
+        // hands this case to the tensor-op path (log-space shift), so the result is finite and the same.
+        var dtype = f64 ? ScalarType.Float64 : ScalarType.Float32;
+        var p = Problem.Random(new long[] { 6, 3, 4, 5 }, 2, dtype, 77);
+        for (int c = 0; c < p.C; c++) { p.Mu[1, c] = 1000; p.Rho[1, c] = -2; }
+        var g = Upstream(p.X.Length, 3);
+        var reference = Run(Op.BatchStats, p, affine: false, fused: false, g);
+        var fused = Run(Op.BatchStats, p, affine: false, fused: true, g);
+        Assert.All(fused.Y, v => Assert.True(double.IsFinite(v)));
+        Same(reference.Y, fused.Y, 0, "y");
+        foreach (var (name, grad) in reference.Grads) Same(grad, fused.Grads[name], 0, "d/d" + name);
+    }
+
     [Theory]
     [InlineData(Op.Paper)]
     [InlineData(Op.PaperNll)]
+    [InlineData(Op.BatchStats)]
+    [InlineData(Op.BatchStatsEval)]
     public void Fused_SecondBackwardWithRetainGraph_GivesTheSameGradients(Op op)
     {
         using var scope = NewDisposeScope();
@@ -161,12 +244,22 @@ public class KernelTests
         var rho = p.RhoTensor(true);
         var alpha = p.AlphaTensor(true);
         Tensor loss;
-        if (op == Op.Paper)
-            loss = UanFunctional.Paper(x, mu, rho, alpha, 1e-3).square().sum();
-        else
+        switch (op)
         {
-            var (y, nll) = UanFunctional.PaperWithLikelihood(x, mu, rho, alpha, 1e-3);
-            loss = y.square().sum() + nll;
+            case Op.Paper:
+                loss = UanFunctional.Paper(x, mu, rho, alpha, 1e-3).square().sum();
+                break;
+            case Op.PaperNll:
+                var (y, nll) = UanFunctional.PaperWithLikelihood(x, mu, rho, alpha, 1e-3);
+                loss = y.square().sum() + nll;
+                break;
+            case Op.BatchStats:
+                loss = UanFunctional.BatchStatsTrain(x, mu, rho, alpha, 1e-3).Output.square().sum();
+                break;
+            default:
+                loss = UanFunctional.BatchStatsEval(x, mu, rho, alpha, mu.detach() * 0.5, rho.detach().exp(), 1e-3)
+                    .square().sum();
+                break;
         }
         Assert.True(UanKernels.IsEnabled);
         loss.backward(retain_graph: true);

@@ -1,0 +1,77 @@
+// Speed check (not a test): forward + backward wall time of BatchNorm2d against UAN Paper, UAN BatchStats and
+// MixtureNorm, on the fused kernels and on the tensor-op path, as ratios to BatchNorm timed in the same process
+// and interleaved with each measurement (the machine is shared, so absolute times drift).
+// Usage: dotnet run -c Release --project bench/Uan.Bench [-- reps referenceReps [shape...]] with shapes as NxCxHxW.
+using System.Diagnostics;
+using TorchSharp;
+using Uan;
+using Uan.Kernels;
+using static TorchSharp.torch;
+
+int reps = args.Length > 0 ? int.Parse(args[0]) : 5;
+int refReps = args.Length > 1 ? int.Parse(args[1]) : 1;
+var shapes = args.Length > 2
+    ? args.Skip(2).Select(a => a.Split('x').Select(long.Parse).ToArray()).ToArray()
+    : new[] { new long[] { 64, 128, 32, 32 }, new long[] { 256, 128, 14, 14 } };
+manual_seed(0);
+Console.WriteLine($"threads: torch {get_num_threads()}, cores {Environment.ProcessorCount}; median of {reps} (reference {refReps})");
+
+foreach (var shape in shapes)
+{
+    long c = shape[1];
+    using var scope = NewDisposeScope();
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(c);
+    using var paper = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper });
+    using var stats = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
+    using var mix = new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 });
+    var layers = new (string Name, nn.Module<Tensor, Tensor> Layer)[]
+        { ("Paper", paper), ("BatchStats", stats), ("MixtureNorm", mix) };
+    foreach (var (_, l) in layers) l.train();
+    bn.train();
+    // First calls do data initialisation / k-means++ seeding; keep them out of the timings.
+    foreach (var (_, l) in layers) Step(l, x, g);
+
+    Console.WriteLine($"[{string.Join(",", shape)}]");
+    foreach (bool fused in new[] { true, false })
+    {
+        using var path = UanKernels.Use(fused);
+        foreach (var (name, layer) in layers)
+        {
+            int n = fused ? reps : refReps;
+            var ratios = new List<double>();
+            var bnTimes = new List<double>();
+            var times = new List<double>();
+            for (int i = 0; i < n; i++)
+            {
+                double tb = Step(bn, x, g);
+                double tu = Step(layer, x, g);
+                double tb2 = Step(bn, x, g);
+                bnTimes.Add((tb + tb2) / 2);
+                times.Add(tu);
+                ratios.Add(tu / ((tb + tb2) / 2));
+            }
+            if (n == 0) continue;
+            Console.WriteLine($"  {(fused ? "fused" : "tensor-op"),-9} {name,-11} {Median(times),9:F1} ms   BN {Median(bnTimes),7:F1} ms   ratio {Median(ratios),6:F2}");
+        }
+    }
+}
+
+static double Step(nn.Module<Tensor, Tensor> layer, Tensor x0, Tensor g)
+{
+    using var scope = NewDisposeScope();
+    var x = x0.detach().requires_grad_(true);
+    var sw = Stopwatch.StartNew();
+    var y = layer.forward(x);
+    y.backward(new[] { g });
+    sw.Stop();
+    foreach (var p in layer.parameters()) p.grad?.zero_();
+    return sw.Elapsed.TotalMilliseconds;
+}
+
+static double Median(List<double> v)
+{
+    var s = v.OrderBy(a => a).ToArray();
+    return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+}

@@ -114,12 +114,14 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
             GaussianMixture fitted;
             using (no_grad())
             {
-                var rows = MixtureEm.ToRows(x).to(_mixMean.dtype);
                 bool first = _initialized.item<long>() == 0;
                 using var start = first
-                    ? MixtureEm.KMeansPlusPlus(rows, o.Components)
+                    ? MixtureEm.KMeansPlusPlus(MixtureEm.ToRows(x).to(_mixMean.dtype), o.Components)
                     : new GaussianMixture(_mixWeight.clone(), _mixMean.clone(), _mixVar.clone());
-                fitted = MixtureEm.Fit(rows, start, o.EmIterations);
+                // The fused EM reads x in place; otherwise EM runs on the transposed rows [C, N·spatial].
+                fitted = x.dtype == _mixMean.dtype
+                    ? MixtureEm.FitInput(x, start, o.EmIterations)
+                    : MixtureEm.Fit(MixtureEm.ToRows(x).to(_mixMean.dtype), start, o.EmIterations);
                 double m = first ? 1.0 : o.Momentum;      // the first fit replaces the placeholder mixture
                 _mixWeight.mul_(1 - m).add_(fitted.Weights, m);
                 _mixMean.mul_(1 - m).add_(fitted.Means, m);

@@ -51,15 +51,16 @@ internal static unsafe class MixtureKernel
     {
         public int K;
         public Vector<T>* Mu, Hiv, Cl, Center, Scale, Alpha, Beta, V, P, Tb;
-        public Vector<T> W, B, Gz;
+        public Vector<T> W, B, Gz, Ref;
     }
 
     /// <summary>Number of vector slots a Lanes needs for K components.</summary>
     static int LaneSlots(int k) => 10 * k;
 
     static void Init<T>(ref Lanes<T> l, Vector<T>* block, Mixture m, long ch, double[]? alpha, double[]? beta,
-        double[]? v, double gz) where T : unmanaged, INumberBase<T>
+        double[]? v, double gz, double[]? reference) where T : unmanaged, INumberBase<T>
     {
+        l.Ref = new Vector<T>(T.CreateTruncating(reference?[ch] ?? 0));
         int k = m.K;
         long c = m.C;
         l.K = k;
@@ -129,7 +130,7 @@ internal static unsafe class MixtureKernel
     /// copy with a 0/1 mask. Returns the per-channel slot sums [C, slots] and (if asked) lane maxima [C, K].
     /// </summary>
     static (double[] Sums, double[]? Max) Sweep<T, TPass>(T* x, T* g, T* output, long n, long s, Mixture m,
-        double[]? alpha, double[]? beta, double[]? v, double gz, bool withMax)
+        double[]? alpha, double[]? beta, double[]? v, double gz, bool withMax, double[]? reference = null)
         where T : unmanaged, INumberBase<T>
         where TPass : IPass<T>
     {
@@ -143,7 +144,7 @@ internal static unsafe class MixtureKernel
         {
             Vector<T>* block = stackalloc Vector<T>[LaneSlots(k)];
             var l = new Lanes<T>();
-            Init(ref l, block, m, ch, alpha, beta, v, gz);
+            Init(ref l, block, m, ch, alpha, beta, v, gz, reference);
             int accCount = Math.Max(slots, 1);
             Vector<T>* acc = stackalloc Vector<T>[accCount];
             Vector<T>* max = stackalloc Vector<T>[k];
@@ -307,6 +308,44 @@ internal static unsafe class MixtureKernel
         var (sums, max) = Sweep<T, StatsPass<T>>(x, null, null, n, s, m, null, null, null, 0, true);
         return (sums, max!);
     }
+
+    // ---- EM: per k, Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k, Σ (x − ref), Σ (x − ref)².
+
+    struct EmPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    {
+        public static int Slots(int k) => 3 * k + 3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
+            Vector<T>* max)
+        {
+            int k = l.K;
+            var inv = Softmax(xv, mask, ref l, out var mx, out var sum);
+            for (int j = 0; j < k; j++)
+            {
+                var tau = l.P[j] * inv;
+                var d = xv - l.Mu[j];
+                var td = tau * d;
+                Vector<T>* a = acc + 3 * j;
+                a[0] += tau;
+                a[1] += td;
+                a[2] += td * d;
+            }
+            acc[3 * k] += (mx + Log(sum)) * mask;
+            var dx = (xv - l.Ref) * mask;
+            acc[3 * k + 1] += dx;
+            acc[3 * k + 2] += dx * dx;
+            return Vector<T>.Zero;
+        }
+    }
+
+    /// <summary>
+    /// One EM E-step's sums, [C, 3K + 3]: per k Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k and the
+    /// channel's Σ (x − ref), Σ (x − ref)² (ref [C], a shift that keeps the variance sum well conditioned).
+    /// </summary>
+    public static double[] EmSums<T>(T* x, long n, long s, Mixture m, double[] reference)
+        where T : unmanaged, INumberBase<T> =>
+        Sweep<T, EmPass<T>>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums;
 
     // ---- Backward, first pass of the batch transform: per k, Σ gy τ and Σ gy τ c (c = x − m_k).
 

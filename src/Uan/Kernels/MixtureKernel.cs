@@ -381,6 +381,53 @@ internal static unsafe class MixtureKernel
 
     const int PerK = 5;
 
+    /// <summary>
+    /// The main backward pass for fixed statistics (Paper, running): α = β = 0, so Σ_j τ_j T_j = gy·y and
+    /// e_k = τ_k (gy (h_k − y) + gz).
+    /// </summary>
+    struct FixedBackwardPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    {
+        public static int Slots(int k) => PerK * k + 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
+            Vector<T>* max)
+        {
+            int k = l.K;
+            var inv = Softmax(xv, mask, ref l, out _, out _);
+            var num = Vector<T>.Zero;
+            for (int j = 0; j < k; j++)
+            {
+                var h = l.Scale[j] * (xv - l.Center[j]);
+                l.Tb[j] = h;
+                num += l.P[j] * h;
+            }
+            var y = num * inv;
+            var gy = gv * l.W;
+            acc[PerK * k] += gv;
+            acc[PerK * k + 1] += gv * y;
+            var gx = Vector<T>.Zero;
+            for (int j = 0; j < k; j++)
+            {
+                var tau = l.P[j] * inv;
+                var c = xv - l.Center[j];
+                var d = xv - l.Mu[j];
+                var gt = gy * tau;
+                var e = gt * (l.Tb[j] - y) + tau * l.Gz;
+                var ed = e * d;
+                // 1/σ²_k = 2 · hiv_k.
+                gx += gt * l.Scale[j] - (l.Hiv[j] + l.Hiv[j]) * ed;
+                Vector<T>* a = acc + PerK * j;
+                a[0] += gt;
+                a[1] += gt * c;
+                a[2] += e;
+                a[3] += ed;
+                a[4] += ed * d;
+            }
+            return gx;
+        }
+    }
+
     struct BackwardPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
     {
         public static int Slots(int k) => PerK * k + 2;
@@ -450,5 +497,7 @@ internal static unsafe class MixtureKernel
     /// </summary>
     public static BackwardSums Backward<T>(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
         double[]? beta, double[]? v, double gz) where T : unmanaged, INumberBase<T> =>
-        new(m.K, m.C, Sweep<T, BackwardPass<T>>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums);
+        new(m.K, m.C, alpha is null && beta is null
+            ? Sweep<T, FixedBackwardPass<T>>(x, g, gx, n, s, m, null, null, null, gz, false).Sums
+            : Sweep<T, BackwardPass<T>>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums);
 }

@@ -103,6 +103,35 @@ static void Profile(long[] shape)
     }
     Console.WriteLine($"BN fwd {Best(() => Fwd(bn)):F1}  fwd+bwd {Best(() => Step(bn, x, g)):F1}");
     Console.WriteLine($"Paper fwd {Best(() => Fwd(paper)):F1}  fwd+bwd {Best(() => Step(paper, x, g)):F1}");
+    {
+        var m = Uan.Kernels.MixtureKernel.Mixture.Paper(3, shape[1], new double[3 * shape[1]],
+            Enumerable.Repeat(Math.Log(1.0 / 3), 3 * (int)shape[1]).ToArray(), Enumerable.Repeat(1.0, 3 * (int)shape[1]).ToArray(), null, null);
+        var y = empty_like(x);
+        var gx = empty_like(x);
+        Console.WriteLine($"kernel fwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Forward(x, y, m, false); return sw.Elapsed.TotalMilliseconds; }):F1}" +
+            $"  kernel bwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Backward(x, g, gx, m, null, null, null, 0); return sw.Elapsed.TotalMilliseconds; }):F1}" +
+            $"  copy {Best(() => { var sw = Stopwatch.StartNew(); using var c = x.clone(); return sw.Elapsed.TotalMilliseconds; }):F1}");
+    }
+    double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)
+    {
+        using var s = NewDisposeScope();
+        var x0 = x.detach().requires_grad_(true);
+        var xin = leaf ? x0 : x0 * 1;
+        var y = l.forward(xin);
+        var sw = Stopwatch.StartNew();
+        y.backward(new[] { g });
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    double FwdGrad(nn.Module<Tensor, Tensor> l)
+    {
+        using var s = NewDisposeScope();
+        var x0 = x.detach().requires_grad_(true);
+        var sw = Stopwatch.StartNew();
+        l.forward(x0);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    Console.WriteLine($"fwd with grad: BN {Best(() => FwdGrad(bn)):F1} Paper {Best(() => FwdGrad(paper)):F1}");
+    Console.WriteLine($"bwd only (leaf x): BN {Best(() => Bwd(bn, true)):F1} Paper {Best(() => Bwd(paper, true)):F1}; (x = x0*1): BN {Best(() => Bwd(bn, false)):F1} Paper {Best(() => Bwd(paper, false)):F1}");
     var data = new float[1 << 20];
     var rng = new Random(1);
     for (int i = 0; i < data.Length; i++) data[i] = (float)(-rng.NextDouble() * 10);

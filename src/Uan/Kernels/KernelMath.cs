@@ -24,31 +24,29 @@ internal static unsafe class KernelMath
 
     /// <summary>
     /// exp for float lanes in float arithmetic (Cephes expf: Cody–Waite reduction by ln 2 and a degree-6
-    /// polynomial, about 1 ulp). Vector.Exp(Vector&lt;float&gt;) widens to double, which makes it several times
-    /// slower, and the kernels spend much of their time here. Results below e^−87.3 are flushed to 0 (τ that
-    /// small is 0 for every sum it enters); inputs above 88 saturate.
+    /// polynomial, about 1 ulp), with fused multiply-adds. Vector.Exp(Vector&lt;float&gt;) widens to double, which
+    /// makes it several times slower, and the kernels spend much of their time here. Inputs are clamped to
+    /// [−87, 88]: below, the result is e^−87 ≈ 1.6e−38 instead of a subnormal or 0, which no sum here can tell
+    /// apart (the kernels only exponentiate ℓ − max ℓ ≤ 0, and a weight that small is 0 against the max's 1).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<float> ExpSingle(Vector<float> x)
     {
-        var under = Vector.LessThan(x, new Vector<float>(-87.3f));
         x = Vector.Min(Vector.Max(x, new Vector<float>(-87.0f)), new Vector<float>(88.0f));
         // n = round(x / ln 2) with the 1.5·2^23 trick: the sum's low mantissa bits hold n.
         var magic = new Vector<float>(12582912f);
-        var t = x * new Vector<float>(1.44269504088896341f) + magic;
+        var t = Vector.FusedMultiplyAdd(x, new Vector<float>(1.44269504088896341f), magic);
         var n = t - magic;
-        var r = x - n * new Vector<float>(0.693359375f) - n * new Vector<float>(-2.12194440e-4f);
-        var z = r * r;
-        var p = new Vector<float>(1.9875691500e-4f);
-        p = p * r + new Vector<float>(1.3981999507e-3f);
-        p = p * r + new Vector<float>(8.3334519073e-3f);
-        p = p * r + new Vector<float>(4.1665795894e-2f);
-        p = p * r + new Vector<float>(1.6666665459e-1f);
-        p = p * r + new Vector<float>(5.0000001201e-1f);
-        p = p * z + r + Vector<float>.One;
-        var bits = Vector.AsVectorInt32(t) - new Vector<int>(0x4B400000) + new Vector<int>(127);
-        var scale = Vector.AsVectorSingle(Vector.ShiftLeft(bits, 23));
-        return Vector.ConditionalSelect(under, Vector<float>.Zero, p * scale);
+        var r = Vector.FusedMultiplyAdd(n, new Vector<float>(-0.693359375f), x);
+        r = Vector.FusedMultiplyAdd(n, new Vector<float>(2.12194440e-4f), r);
+        var p = Vector.FusedMultiplyAdd(new Vector<float>(1.9875691500e-4f), r, new Vector<float>(1.3981999507e-3f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(8.3334519073e-3f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(4.1665795894e-2f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(1.6666665459e-1f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(5.0000001201e-1f));
+        p = Vector.FusedMultiplyAdd(p, r * r, r + Vector<float>.One);
+        var bits = Vector.AsVectorInt32(t) - new Vector<int>(0x4B400000 - 127);
+        return p * Vector.AsVectorSingle(Vector.ShiftLeft(bits, 23));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -44,6 +44,10 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
+        // The fused Paper node also yields the mean log-likelihood; its y output goes unused (no gradient).
+        if (UanKernels.CanFuse(x, mu, logLambda, variance))
+            return (0.5 * Math.Log(2 * Math.PI) - Fused.Paper(x, mu, logLambda, variance, null, null, true)[1])
+                .MoveToOuterDisposeScope();
         Responsibilities(x, logLambda, mu, variance, out var logZ);
         return (0.5 * Math.Log(2 * Math.PI) - logZ.mean()).MoveToOuterDisposeScope();
     }

@@ -13,7 +13,7 @@ namespace Uan.Tests.Kernels;
 public class KernelTests
 {
     /// <summary>Which transform a case exercises.</summary>
-    public enum Op { Paper, PaperNll, BatchStats, BatchStatsEval, MixtureBatch }
+    public enum Op { Paper, PaperNll, BatchStats, BatchStatsEval, MixtureBatch, Nll }
 
     static readonly long[][] Shapes =
     {
@@ -108,11 +108,18 @@ public class KernelTests
                 extra.AddRange(new[] { moments.Mean, moments.Var, moments.UnbiasedVar });
                 break;
             }
+            case Op.Nll:
+                // The clustering term alone (BatchStats mode's ClusterLoss); no output of its own.
+                y = zeros(p.Shape, p.DType);
+                extra.Add(UanFunctional.NegativeLogLikelihood(x, mu, rho, alpha, eps));
+                leaves.Remove("weight");
+                leaves.Remove("bias");
+                break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(op));
         }
         var loss = (y * T.Make(upstream, p.Shape, p.DType)).sum();
-        if (op == Op.PaperNll) loss = loss + 3.7 * extra[0];
+        if (op is Op.PaperNll or Op.Nll) loss = loss + 3.7 * extra[0];
         loss.backward();
         var grads = leaves.ToDictionary(kv => kv.Key, kv => T.Read(kv.Value.grad!));
         return new Result(T.Read(y), extra.SelectMany(T.Read).ToArray(), grads);

@@ -1,3 +1,4 @@
+using Uan.Kernels;
 using static TorchSharp.torch;
 
 namespace Uan;
@@ -77,6 +78,13 @@ public static class MixtureEm
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        // Rows [C, M] are the [N, C, S] layout of the fused kernels with N = 1.
+        if (rows.dim() == 2 && FusedEm.CanFuse(rows, start))
+        {
+            var (fm, fll) = FusedEm.Step(rows.unsqueeze(0), start);
+            return (new GaussianMixture(fm.Weights.MoveToOuterDisposeScope(), fm.Means.MoveToOuterDisposeScope(),
+                fm.Variances.MoveToOuterDisposeScope()), fll.MoveToOuterDisposeScope());
+        }
         long m = rows.shape[1];
         var x = rows.unsqueeze(0);                                               // [1, C, M]
         var mean = start.Means.unsqueeze(2);
@@ -109,6 +117,27 @@ public static class MixtureEm
         for (int i = 0; i < iterations; i++)
         {
             var (next, ll) = Step(rows, current);
+            ll.Dispose();
+            if (!ReferenceEquals(current, start)) current.Dispose();
+            current = next;
+        }
+        if (ReferenceEquals(current, start))
+            return new GaussianMixture(start.Weights.clone(), start.Means.clone(), start.Variances.clone());
+        return current;
+    }
+
+    /// <summary>
+    /// <see cref="Fit"/> on an input laid out [N, C, ...] (not rows): the fused kernel reads it in place, which
+    /// saves the transposed copy. Falls back to rows when the kernel cannot take x.
+    /// </summary>
+    internal static GaussianMixture FitInput(Tensor x, GaussianMixture start, int iterations)
+    {
+        if (!FusedEm.CanFuse(x, start)) return Fit(ToRows(x).to(start.Means.dtype), start, iterations);
+        using var _ = no_grad();
+        var current = start;
+        for (int i = 0; i < iterations; i++)
+        {
+            var (next, ll) = FusedEm.Step(x, current);
             ll.Dispose();
             if (!ReferenceEquals(current, start)) current.Dispose();
             current = next;

@@ -105,8 +105,8 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
         {
             using var scope = NewDisposeScope();
             var y = UanFunctional.MixtureRunningTransform(x, _mixWeight.log(), _mixMean, _mixVar, _runningMean,
-                _runningVar, o.Eps);
-            return UanFunctional.Affine(y, _weight, _bias).MoveToOuterDisposeScope();
+                _runningVar, o.Eps, _weight, _bias);
+            return y.MoveToOuterDisposeScope();
         }
 
         using (var scope = NewDisposeScope())
@@ -114,12 +114,14 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
             GaussianMixture fitted;
             using (no_grad())
             {
-                var rows = MixtureEm.ToRows(x).to(_mixMean.dtype);
                 bool first = _initialized.item<long>() == 0;
                 using var start = first
-                    ? MixtureEm.KMeansPlusPlus(rows, o.Components)
+                    ? MixtureEm.KMeansPlusPlus(MixtureEm.ToRows(x).to(_mixMean.dtype), o.Components)
                     : new GaussianMixture(_mixWeight.clone(), _mixMean.clone(), _mixVar.clone());
-                fitted = MixtureEm.Fit(rows, start, o.EmIterations);
+                // The fused EM reads x in place; otherwise EM runs on the transposed rows [C, N·spatial].
+                fitted = x.dtype == _mixMean.dtype
+                    ? MixtureEm.FitInput(x, start, o.EmIterations)
+                    : MixtureEm.Fit(MixtureEm.ToRows(x).to(_mixMean.dtype), start, o.EmIterations);
                 double m = first ? 1.0 : o.Momentum;      // the first fit replaces the placeholder mixture
                 _mixWeight.mul_(1 - m).add_(fitted.Weights, m);
                 _mixMean.mul_(1 - m).add_(fitted.Means, m);
@@ -127,13 +129,13 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
                 _initialized.fill_(1L);
             }
             var (y, moments) = UanFunctional.MixtureBatchTransform(x, fitted.Weights.to(x.dtype).log(),
-                fitted.Means.to(x.dtype), fitted.Variances.to(x.dtype), o.Eps);
+                fitted.Means.to(x.dtype), fitted.Variances.to(x.dtype), o.Eps, _weight, _bias);
             using (no_grad())
             {
                 _runningMean.mul_(1 - o.Momentum).add_(moments.Mean.to(_runningMean.dtype), o.Momentum);
                 _runningVar.mul_(1 - o.Momentum).add_(moments.UnbiasedVar.to(_runningVar.dtype), o.Momentum);
             }
-            return UanFunctional.Affine(y, _weight, _bias).MoveToOuterDisposeScope();
+            return y.MoveToOuterDisposeScope();
         }
     }
 

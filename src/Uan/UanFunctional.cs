@@ -1,4 +1,5 @@
 using TorchSharp;
+using Uan.Kernels;
 using static TorchSharp.torch;
 
 namespace Uan;
@@ -26,6 +27,10 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
+        // The fused kernel takes (μ, log λ, σ²); the cheap [K, C] softplus / log-softmax chain stays with autograd.
+        if (UanKernels.CanFuse(x, mu, logLambda, variance, weight, bias))
+            return Fused.Paper(x, mu, logLambda, variance, weight, bias, withLogZ: false)[0]
+                .MoveToOuterDisposeScope();
         var tau = Responsibilities(x, logLambda, mu, variance, out _);
         var y = Combine(x, tau, logLambda, mu, variance, varianceEps: 0);
         return Affine(y, weight, bias).MoveToOuterDisposeScope();
@@ -39,6 +44,10 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
+        // The fused Paper node also yields the mean log-likelihood; its y output goes unused (no gradient).
+        if (UanKernels.CanFuse(x, mu, logLambda, variance))
+            return (0.5 * Math.Log(2 * Math.PI) - Fused.Paper(x, mu, logLambda, variance, null, null, true)[1])
+                .MoveToOuterDisposeScope();
         Responsibilities(x, logLambda, mu, variance, out var logZ);
         return (0.5 * Math.Log(2 * Math.PI) - logZ.mean()).MoveToOuterDisposeScope();
     }
@@ -51,6 +60,12 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
+        if (UanKernels.CanFuse(x, mu, logLambda, variance, weight, bias))
+        {
+            var outputs = Fused.Paper(x, mu, logLambda, variance, weight, bias, withLogZ: true);
+            var fusedNll = 0.5 * Math.Log(2 * Math.PI) - outputs[1];
+            return (outputs[0].MoveToOuterDisposeScope(), fusedNll.MoveToOuterDisposeScope());
+        }
         var tau = Responsibilities(x, logLambda, mu, variance, out var logZ);
         var y = Affine(Combine(x, tau, logLambda, mu, variance, varianceEps: 0), weight, bias);
         var nll = 0.5 * Math.Log(2 * Math.PI) - logZ.mean();
@@ -66,8 +81,8 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
-        var (y, moments) = MixtureBatchTransform(x, logLambda, mu, variance, eps);
-        return (Affine(y, weight, bias).MoveToOuterDisposeScope(), MoveOut(moments));
+        var (y, moments) = MixtureBatchTransform(x, logLambda, mu, variance, eps, weight, bias);
+        return (y.MoveToOuterDisposeScope(), MoveOut(moments));
     }
 
     /// <summary>BatchStats mode in eval: responsibilities from the learned mixture, running component statistics.</summary>
@@ -76,19 +91,23 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
-        var y = MixtureRunningTransform(x, logLambda, mu, variance, runningMean, runningVar, eps);
-        return Affine(y, weight, bias).MoveToOuterDisposeScope();
+        var y = MixtureRunningTransform(x, logLambda, mu, variance, runningMean, runningVar, eps, weight, bias);
+        return y.MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// The Mixture Normalization transform with a given mixture (log λ, μ, σ² as [K, C]) in training: τ from the
     /// mixture, each component's τ-weighted batch mean m_k and variance v_k (gradients flow through τ, m_k, v_k
-    /// with respect to x), y = Σ_k τ_k λ_k^(−1/2) (x − m_k) / sqrt(v_k + eps). No affine.
+    /// with respect to x), y = Σ_k τ_k λ_k^(−1/2) (x − m_k) / sqrt(v_k + eps), then the optional affine
+    /// y·weight + bias.
     /// </summary>
     public static (Tensor Output, BatchMoments Moments) MixtureBatchTransform(Tensor x, Tensor logLambda,
-        Tensor mixtureMean, Tensor mixtureVar, double eps)
+        Tensor mixtureMean, Tensor mixtureVar, double eps, Tensor? weight = null, Tensor? bias = null)
     {
         using var scope = NewDisposeScope();
+        if (UanKernels.CanFuse(x, logLambda, mixtureMean, mixtureVar, weight, bias)
+            && Fused.Batch(x, logLambda, mixtureMean, mixtureVar, eps, weight, bias) is var (fy, fm))
+            return (fy.MoveToOuterDisposeScope(), MoveOut(fm));
         var logits = LogComponentDensities(x, logLambda, mixtureMean, mixtureVar);
         var logTau = logits - logits.logsumexp(0, keepdim: true);
         var tau = logTau.exp();
@@ -105,7 +124,8 @@ public static class UanFunctional
         var centered = xs - m;
         var v = (wt * centered.square()).sum(dims, keepdim: true) / w;   // v_k (biased)
         var invStd = (v + eps).rsqrt();
-        var y = (tau * (-0.5 * View(logLambda, (int)x.dim())).exp() * centered * invStd).sum(dim: 0);
+        var y = Affine((tau * (-0.5 * View(logLambda, (int)x.dim())).exp() * centered * invStd).sum(dim: 0),
+            weight, bias);
 
         // Reliability-weights Bessel factor V1²/(V1² − V2): n/(n−1) for K = 1, as torch's BatchNorm running_var.
         // (Scale invariant, so the shifted weights serve.)
@@ -121,16 +141,22 @@ public static class UanFunctional
                 unbiased.MoveToOuterDisposeScope()));
     }
 
-    /// <summary>The Mixture Normalization transform in eval: τ from the mixture, given component statistics.</summary>
+    /// <summary>
+    /// The Mixture Normalization transform in eval: τ from the mixture, given component statistics, then the
+    /// optional affine y·weight + bias.
+    /// </summary>
     public static Tensor MixtureRunningTransform(Tensor x, Tensor logLambda, Tensor mixtureMean, Tensor mixtureVar,
-        Tensor componentMean, Tensor componentVar, double eps)
+        Tensor componentMean, Tensor componentVar, double eps, Tensor? weight = null, Tensor? bias = null)
     {
         using var scope = NewDisposeScope();
+        if (UanKernels.CanFuse(x, logLambda, mixtureMean, mixtureVar, componentMean, componentVar, weight, bias))
+            return Fused.Running(x, logLambda, mixtureMean, mixtureVar, componentMean, componentVar, eps, weight,
+                bias).MoveToOuterDisposeScope();
         var tau = Responsibilities(x, logLambda, mixtureMean, mixtureVar, out _);
         int d = (int)x.dim();
         var y = (tau * (-0.5 * View(logLambda, d)).exp() * (x.unsqueeze(0) - View(componentMean, d))
                  * (View(componentVar, d) + eps).rsqrt()).sum(dim: 0);
-        return y.MoveToOuterDisposeScope();
+        return Affine(y, weight, bias).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,0 +1,151 @@
+// Speed check (not a test): forward + backward wall time of BatchNorm2d against UAN Paper, UAN BatchStats and
+// MixtureNorm, on the fused kernels and on the tensor-op path, as ratios to BatchNorm timed in the same process
+// and interleaved with each measurement (the machine is shared, so absolute times drift).
+// Usage: dotnet run -c Release --project bench/Uan.Bench [-- reps referenceReps [shape...]] with shapes as NxCxHxW.
+using System.Diagnostics;
+using TorchSharp;
+using Uan;
+using Uan.Kernels;
+using static TorchSharp.torch;
+
+if (args.Length > 0 && args[0] == "profile")
+{
+    Profile(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 256, 128, 14, 14 });
+    return;
+}
+int reps = args.Length > 0 ? int.Parse(args[0]) : 5;
+int refReps = args.Length > 1 ? int.Parse(args[1]) : 1;
+var shapes = args.Length > 2
+    ? args.Skip(2).Select(a => a.Split('x').Select(long.Parse).ToArray()).ToArray()
+    : new[] { new long[] { 64, 128, 32, 32 }, new long[] { 256, 128, 14, 14 } };
+manual_seed(0);
+Console.WriteLine($"threads: torch {get_num_threads()}, cores {Environment.ProcessorCount}; median of {reps} (reference {refReps})");
+
+foreach (var shape in shapes)
+{
+    long c = shape[1];
+    using var scope = NewDisposeScope();
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(c);
+    using var paper = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper });
+    using var stats = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
+    using var mix = new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 });
+    var layers = new (string Name, nn.Module<Tensor, Tensor> Layer)[]
+        { ("Paper", paper), ("BatchStats", stats), ("MixtureNorm", mix) };
+    foreach (var (_, l) in layers) l.train();
+    bn.train();
+    // First calls do data initialisation / k-means++ seeding; keep them out of the timings.
+    foreach (var (_, l) in layers) Step(l, x, g);
+
+    Console.WriteLine($"[{string.Join(",", shape)}]");
+    foreach (bool fused in new[] { true, false })
+    {
+        using var path = UanKernels.Use(fused);
+        foreach (var (name, layer) in layers)
+        {
+            int n = fused ? reps : refReps;
+            var ratios = new List<double>();
+            var bnTimes = new List<double>();
+            var times = new List<double>();
+            for (int i = 0; i < n; i++)
+            {
+                double tb = Step(bn, x, g);
+                double tu = Step(layer, x, g);
+                double tb2 = Step(bn, x, g);
+                bnTimes.Add((tb + tb2) / 2);
+                times.Add(tu);
+                ratios.Add(tu / ((tb + tb2) / 2));
+            }
+            if (n == 0) continue;
+            // Median of the paired ratios, and the ratio of the best times (the least disturbed by other load).
+            Console.WriteLine($"  {(fused ? "fused" : "tensor-op"),-9} {name,-11} {Median(times),9:F1} ms   BN {Median(bnTimes),7:F1} ms   ratio {Median(ratios),6:F2}   best {times.Min(),8:F1} / {bnTimes.Min(),6:F1} = {times.Min() / bnTimes.Min(),5:F2}");
+        }
+    }
+}
+
+static double Step(nn.Module<Tensor, Tensor> layer, Tensor x0, Tensor g)
+{
+    using var scope = NewDisposeScope();
+    var x = x0.detach().requires_grad_(true);
+    var sw = Stopwatch.StartNew();
+    var y = layer.forward(x);
+    y.backward(new[] { g });
+    sw.Stop();
+    foreach (var p in layer.parameters()) p.grad?.zero_();
+    return sw.Elapsed.TotalMilliseconds;
+}
+
+static double Median(List<double> v)
+{
+    var s = v.OrderBy(a => a).ToArray();
+    return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+}
+
+// Forward-only and forward+backward best-of times, and a raw Vector.Exp throughput probe.
+static void Profile(long[] shape)
+{
+    using var scope = NewDisposeScope();
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(shape[1]);
+    using var paper = new UnsupervisedAdaptiveNorm(shape[1], new UanOptions { Components = 3, Mode = UanMode.Paper });
+    paper.train();
+    Step(paper, x, g);
+    double Best(Func<double> f) => Enumerable.Range(0, 15).Select(_ => f()).Min();
+    double Fwd(nn.Module<Tensor, Tensor> l)
+    {
+        using var s = NewDisposeScope();
+        using var ng = no_grad();
+        var sw = Stopwatch.StartNew();
+        l.forward(x);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    Console.WriteLine($"BN fwd {Best(() => Fwd(bn)):F1}  fwd+bwd {Best(() => Step(bn, x, g)):F1}");
+    Console.WriteLine($"Paper fwd {Best(() => Fwd(paper)):F1}  fwd+bwd {Best(() => Step(paper, x, g)):F1}");
+    {
+        var m = Uan.Kernels.MixtureKernel.Mixture.Paper(3, shape[1], new double[3 * shape[1]],
+            Enumerable.Repeat(Math.Log(1.0 / 3), 3 * (int)shape[1]).ToArray(), Enumerable.Repeat(1.0, 3 * (int)shape[1]).ToArray(), null, null);
+        var y = empty_like(x);
+        var gx = empty_like(x);
+        Console.WriteLine($"kernel fwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Forward(x, y, m, false); return sw.Elapsed.TotalMilliseconds; }):F1}" +
+            $"  kernel bwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Backward(x, g, gx, m, null, null, null, 0); return sw.Elapsed.TotalMilliseconds; }):F1}" +
+            $"  copy {Best(() => { var sw = Stopwatch.StartNew(); using var c = x.clone(); return sw.Elapsed.TotalMilliseconds; }):F1}");
+    }
+    double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)
+    {
+        using var s = NewDisposeScope();
+        var x0 = x.detach().requires_grad_(true);
+        var xin = leaf ? x0 : x0 * 1;
+        var y = l.forward(xin);
+        var sw = Stopwatch.StartNew();
+        y.backward(new[] { g });
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    double FwdGrad(nn.Module<Tensor, Tensor> l)
+    {
+        using var s = NewDisposeScope();
+        var x0 = x.detach().requires_grad_(true);
+        var sw = Stopwatch.StartNew();
+        l.forward(x0);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    Console.WriteLine($"fwd with grad: BN {Best(() => FwdGrad(bn)):F1} Paper {Best(() => FwdGrad(paper)):F1}");
+    Console.WriteLine($"bwd only (leaf x): BN {Best(() => Bwd(bn, true)):F1} Paper {Best(() => Bwd(paper, true)):F1}; (x = x0*1): BN {Best(() => Bwd(bn, false)):F1} Paper {Best(() => Bwd(paper, false)):F1}");
+    var data = new float[1 << 20];
+    var rng = new Random(1);
+    for (int i = 0; i < data.Length; i++) data[i] = (float)(-rng.NextDouble() * 10);
+    double ExpProbe()
+    {
+        var sw = Stopwatch.StartNew();
+        var acc = System.Numerics.Vector<float>.Zero;
+        var span = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(data);
+        for (int r = 0; r < 6; r++)
+            foreach (var v in span) acc += System.Numerics.Vector.Exp(v);
+        sw.Stop();
+        if (acc[0] == 12345) Console.WriteLine();
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    double t = Best(ExpProbe);
+    Console.WriteLine($"Vector.Exp float: {t:F1} ms for {6 * data.Length / 1e6:F1}M exps = {t * 1e6 / (6.0 * data.Length):F2} ns/exp; Vector<float>.Count {System.Numerics.Vector<float>.Count}, accelerated {System.Numerics.Vector.IsHardwareAccelerated}");
+}

@@ -1,0 +1,129 @@
+using TorchSharp;
+using Uan.Kernels;
+using static TorchSharp.torch;
+
+namespace Uan.Tests.Kernels;
+
+/// <summary>The fused EM step and the fused Mixture Normalization layer against the tensor-op path.</summary>
+public class FusedEmTests
+{
+    static void Same(Tensor expected, Tensor actual, double tol, string what)
+    {
+        var e = T.Read(expected);
+        var a = T.Read(actual);
+        Assert.Equal(e.Length, a.Length);
+        double rms = Math.Sqrt(e.Select(v => v * v).DefaultIfEmpty(0).Average());
+        for (int i = 0; i < e.Length; i++)
+            if (!(Math.Abs(a[i] - e[i]) <= tol * (Math.Abs(e[i]) + rms) + 1e-300))
+                Assert.Fail($"{what}[{i}]: reference {e[i]:R}, fused {a[i]:R} (rms {rms:E2}).");
+    }
+
+    static Tensor Rows(int c, int m, ScalarType dtype, int seed)
+    {
+        var g = new Generator((ulong)seed);
+        // Bimodal channels with different offsets and scales.
+        var a = randn(c, m, dtype: ScalarType.Float64, generator: g);
+        var side = (rand(c, m, dtype: ScalarType.Float64, generator: g) > 0.6).to(ScalarType.Float64);
+        var shift = arange(c, dtype: ScalarType.Float64).unsqueeze(1) * 0.7 - 1;
+        return (a * (0.5 + side) + side * 3 + shift).to(dtype);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 50, false)]
+    [InlineData(2, 3, 37, false)]
+    [InlineData(3, 17, 200, true)]
+    [InlineData(5, 3, 1001, true)]
+    [InlineData(3, 4, 20000, false)]   // parallel split
+    public void Step_MatchesTensorOps(int k, int c, int m, bool f64)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = f64 ? ScalarType.Float64 : ScalarType.Float32;
+        var rows = Rows(c, m, dtype, 10 * k + c);
+        GaussianMixture start;
+        using (UanKernels.Use(false)) start = MixtureEm.KMeansPlusPlus(rows, k, new Generator(5));
+        double tol = f64 ? 1e-10 : 1e-5;
+        var current = start;
+        for (int i = 0; i < 3; i++)
+        {
+            // The reference runs in float64 on the same values: the float32 tensor-op path's own rounding in the
+            // two-pass variance is larger than the fused kernel's (double accumulators).
+            var start64 = new GaussianMixture(current.Weights.to(float64), current.Means.to(float64),
+                current.Variances.to(float64));
+            (GaussianMixture Mixture, Tensor LogLikelihood) reference;
+            using (UanKernels.Use(false)) reference = MixtureEm.Step(rows.to(float64), start64);
+            var fused = MixtureEm.Step(rows, current);
+            Assert.Equal(dtype, fused.Mixture.Means.dtype);
+            Same(reference.LogLikelihood, fused.LogLikelihood, tol, $"step {i} log-likelihood");
+            Same(reference.Mixture.Weights, fused.Mixture.Weights, tol, $"step {i} weights");
+            Same(reference.Mixture.Means, fused.Mixture.Means, tol, $"step {i} means");
+            Same(reference.Mixture.Variances, fused.Mixture.Variances, tol, $"step {i} variances");
+            current = fused.Mixture;
+        }
+    }
+
+    [Fact]
+    public void Step_DeadComponentKeepsItsValues()
+    {
+        using var scope = NewDisposeScope();
+        var rows = Rows(3, 300, ScalarType.Float64, 1);
+        var start = new GaussianMixture(full(2, 3, 0.5, dtype: float64),
+            tensor(new double[] { 0, 0, 0, 500, 500, 500 }, new long[] { 2, 3 }, float64),
+            full(2, 3, 1.0, dtype: float64));
+        (GaussianMixture Mixture, Tensor LogLikelihood) reference;
+        using (UanKernels.Use(false)) reference = MixtureEm.Step(rows, start);
+        var fused = MixtureEm.Step(rows, start);
+        Assert.Equal(500.0, fused.Mixture.Means[1, 0].item<double>());
+        Same(reference.Mixture.Weights, fused.Mixture.Weights, 1e-10, "weights");
+        Same(reference.Mixture.Means, fused.Mixture.Means, 1e-10, "means");
+        Same(reference.Mixture.Variances, fused.Mixture.Variances, 1e-10, "variances");
+        Same(reference.LogLikelihood, fused.LogLikelihood, 1e-10, "log-likelihood");
+    }
+
+    [Theory]
+    [InlineData(false, 2, 3)]
+    [InlineData(true, 4, 1)]
+    [InlineData(true, 2, 2)]
+    public void MixtureNorm_TrainAndEval_MatchesTensorOps(bool f64, int rank, int k)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = f64 ? ScalarType.Float64 : ScalarType.Float32;
+        long[] shape = rank == 2 ? new long[] { 40, 5 } : new long[] { 6, 3, 5, 7 };
+        var g = new Generator(11);
+        var batches = Enumerable.Range(0, 3)
+            .Select(_ => (randn(shape, dtype: float64, generator: g) * 1.3 + 0.4).to(dtype)).ToArray();
+        var up = randn(shape, dtype: float64, generator: g).to(dtype);
+
+        (double[] Y, double[] Gx, double[] Gw, double[] Buffers, double[] Eval) Train(bool fused)
+        {
+            using var path = UanKernels.Use(fused);
+            manual_seed(3);   // the k-means++ seeding draws from torch's global generator
+            using var layer = new MixtureNorm(shape[1], new MixtureNormOptions { Components = k, EmIterations = 2 });
+            if (f64) layer.to(float64);
+            layer.train();
+            Tensor y = null!, x = null!;
+            foreach (var b in batches)
+            {
+                x = b.clone().requires_grad_(true);
+                layer.zero_grad();
+                y = layer.forward(x);
+                (y * up).sum().backward();
+            }
+            var buffers = new[] { layer.mixture_weight, layer.mixture_mean, layer.mixture_var, layer.running_mean,
+                layer.running_var }.SelectMany(T.Read).ToArray();
+            layer.eval();
+            var eval = T.Read(layer.forward(batches[0]));
+            return (T.Read(y), T.Read(x.grad!), T.Read(layer.weight!.grad!), buffers, eval);
+        }
+        var r = Train(false);
+        var f = Train(true);
+        double tol = f64 ? 1e-9 : 2e-4;
+        Check(r.Y, f.Y, "y");
+        Check(r.Gx, f.Gx, "dx");
+        Check(r.Gw, f.Gw, "dweight");
+        Check(r.Buffers, f.Buffers, "buffers");
+        Check(r.Eval, f.Eval, "eval y");
+
+        void Check(double[] e, double[] a, string what) =>
+            Same(tensor(e, float64), tensor(a, float64), tol, what);
+    }
+}

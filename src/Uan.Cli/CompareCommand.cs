@@ -14,7 +14,7 @@ internal static class CompareCommand
     public static readonly string[] DefaultNorms = ["BN=bn:eps=1e-3,momentum=0.1", "MN=mn:k=3", "UAN=uan:k=3"];
 
     /// <summary>Main job: epochs, batch and training images, sized to finish in under 10 minutes on 2 cores (see the README).</summary>
-    public const int DefaultEpochs = 2, DefaultBatch = 64, DefaultTrainLimit = 4000;
+    public const int DefaultEpochs = 3, DefaultBatch = 64, DefaultTrainLimit = 0;
 
     public static Command Create(Ui ui)
     {

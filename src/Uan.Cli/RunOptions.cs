@@ -19,7 +19,7 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
     public Option<int> BatchSize { get; } = new("--batch-size", "-b") { Description = "Batch size (the paper: 256)", DefaultValueFactory = _ => defaultBatch };
     public Option<int?> TrainLimit { get; } = new("--train-limit")
     {
-        Description = "Use a stratified subset of this many training images" + (defaultTrainLimit is int d ? $" (default {d}; 0 = all)" : " (0 = all)"),
+        Description = "Use a stratified subset of this many training images" + (defaultTrainLimit is int d and > 0 ? $" (default {d}; 0 = all)" : " (0 = all, the default)"),
         DefaultValueFactory = _ => defaultTrainLimit,
     };
     public Option<int?> TestLimit { get; } = new("--test-limit") { Description = "Use a stratified subset of this many test images" };

@@ -37,6 +37,14 @@ internal sealed class TinyNet : nn.Module<Tensor, Tensor>
     }
 }
 
+/// <summary>
+/// Runs alone: the trainer seeds torch's global generator (weights, dropout, k-means++), and a test class running in
+/// parallel that draws from it in between would change the run, making the exact-resume comparison flaky.
+/// </summary>
+[CollectionDefinition(nameof(GlobalRngCollection), DisableParallelization = true)]
+public sealed class GlobalRngCollection;
+
+[Collection(nameof(GlobalRngCollection))]
 public class TrainerTests
 {
     private static RunConfig Config(string norm = "bn", int epochs = 3, int seed = 7) => new()

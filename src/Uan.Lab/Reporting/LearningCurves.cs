@@ -109,6 +109,7 @@ public sealed class LearningCurves
         bool several = groups.Any(g => g.Runs.Count > 1);
         plot.Title($"{dataset} / {model}: {metric.Title}" + (several ? " (mean over seeds, band = min–max)" : ""));
         plot.XLabel("epoch");
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         plot.YLabel(metric.YLabel);
         plot.ShowLegend(metric.LegendAt);
         return plot.GetImage(Width, Height).GetImageBytes(ImageFormat.Png);

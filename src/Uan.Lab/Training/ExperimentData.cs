@@ -6,7 +6,8 @@ namespace Uan.Lab.Training;
 /// The three splits of a run and the pipelines that turn their uint8 images into network input, built from a
 /// <see cref="RunConfig"/>: validation = the last <see cref="RunConfig.ValidationFraction"/> of the training file (as
 /// Keras' validation_split), optional stratified limits on the training and test sets (drawn with a fixed seed, so
-/// every run of a comparison sees the same images), standardisation statistics from the training split only.
+/// every run of a comparison sees the same images), standardisation statistics from the training split only (the
+/// paper took them over the whole training file, validation part included), ImageNet's for Tiny ImageNet.
 /// </summary>
 public sealed class ExperimentData : IDisposable
 {
@@ -68,7 +69,8 @@ public sealed class ExperimentData : IDisposable
         if (train.Width != native) throw new DataFormatException(config.Dataset, $"images are {train.Height}×{train.Width}; only square images are supported");
         int size = config.ImageSize ?? native;
         if (size <= 0) throw new ArgumentException($"image size must be positive, got {size}");
-        var stats = ChannelStats.Compute(train);
+        // Tiny ImageNet: the paper's pipeline scales by 1/255 and uses the ImageNet statistics (spec §4.1).
+        var stats = config.Dataset == "tiny-imagenet" ? ChannelStats.ImageNet : ChannelStats.Compute(train);
         var common = new List<BatchTransform> { new Standardize(stats) };
         if (size != native) common.Add(new Resize(size, size));
         var training = new List<BatchTransform>(common);

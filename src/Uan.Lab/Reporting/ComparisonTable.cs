@@ -52,13 +52,15 @@ public readonly record struct SeedStat(double Mean, double? Std, int Count)
 /// <param name="CheckpointEpochs">Epochs at 25/50/75/100 % of <paramref name="Epochs"/>.</param>
 /// <param name="Accuracy">Test accuracy (fraction) at each checkpoint, over the runs that reached it; null if none.</param>
 /// <param name="FinalF1">Macro F1 (fraction) of the epoch the protocol selects at each run's last finished epoch.</param>
+/// <param name="FinalTrainAccuracy">Training accuracy (fraction, train mode, augmented batches) of each run's last
+/// finished epoch: how well the network fits, free of eval-mode statistics.</param>
 /// <param name="SecondsPerEpoch">Mean wall seconds per epoch (training + evaluation), or null with no epochs.</param>
 /// <param name="Status">Counts of runs that are not "completed" ("1 running"), or empty.</param>
 /// <param name="RunDirectories">The run folders of the group.</param>
 public sealed record ComparisonRow(
     string Dataset, string Model, string Label, string NormFamily, double LearningRate,
     int Seeds, int Epochs, IReadOnlyList<int> CheckpointEpochs, IReadOnlyList<SeedStat?> Accuracy,
-    SeedStat? FinalF1, double? SecondsPerEpoch, string Status, IReadOnlyList<string> RunDirectories)
+    SeedStat? FinalF1, SeedStat? FinalTrainAccuracy, double? SecondsPerEpoch, string Status, IReadOnlyList<string> RunDirectories)
 {
     /// <summary>The row as display strings, in the order of <see cref="ComparisonTable.Header"/>.</summary>
     public IReadOnlyList<string> Cells()
@@ -73,6 +75,7 @@ public sealed record ComparisonRow(
         foreach (var a in Accuracy)
             cells.Add(a is { } s ? s.Format() + (s.Count < Seeds ? $" (n={s.Count})" : "") : "—");
         cells.Add(FinalF1 is { } f ? (f.Mean * 100).ToString("F2", CultureInfo.InvariantCulture) : "—");
+        cells.Add(FinalTrainAccuracy is { } ta ? ta.Format() : "—");
         cells.Add(SecondsPerEpoch is { } t ? t.ToString("F1", CultureInfo.InvariantCulture) : "—");
         cells.Add(Status);
         return cells;
@@ -96,7 +99,7 @@ public sealed class ComparisonTable
 
     /// <summary>Column names of <see cref="ComparisonRow.Cells"/>.</summary>
     public static IReadOnlyList<string> Header { get; } =
-        ["norm", "lr", "seeds", "epochs (25/50/75/100 %)", "25 %", "50 %", "75 %", "100 %", "F1 macro", "s/epoch", "status"];
+        ["norm", "lr", "seeds", "epochs (25/50/75/100 %)", "25 %", "50 %", "75 %", "100 %", "F1 macro", "train acc (last)", "s/epoch", "status"];
 
     /// <summary>The protocol the accuracies follow.</summary>
     public AccuracyProtocol Protocol { get; }
@@ -168,6 +171,8 @@ public sealed class ComparisonTable
             var f1 = group.Runs.Where(r => r.Results.Epochs.Count > 0)
                 .Select(r => SelectEpoch(r.Results, r.Results.Epochs[^1].Epoch, protocol)?.TestF1)
                 .OfType<double>().ToList();
+            var trainAcc = group.Runs.Where(r => r.Results.Epochs.Count > 0)
+                .Select(r => r.Results.Epochs[^1].TrainAccuracy).ToList();
             var seconds = group.Runs.Where(r => r.Results.Epochs.Count > 0)
                 .Select(r => r.Results.Epochs.Average(m => m.TrainSeconds + m.EvalSeconds)).ToList();
             var status = string.Join(", ", group.Runs
@@ -178,7 +183,7 @@ public sealed class ComparisonTable
 
             rows.Add(new ComparisonRow(group.Key.Dataset, group.Key.Model, group.Key.Label, group.NormFamily,
                 group.Key.LearningRate, group.Runs.Count, epochs, CheckpointEpochs(epochs), accuracy,
-                SeedStat.Of(f1), seconds.Count > 0 ? seconds.Average() : null, status,
+                SeedStat.Of(f1), SeedStat.Of(trainAcc), seconds.Count > 0 ? seconds.Average() : null, status,
                 group.Runs.Select(r => r.Directory).ToList()));
         }
         return new ComparisonTable(protocol, rows);

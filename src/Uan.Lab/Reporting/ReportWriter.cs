@@ -38,7 +38,8 @@ public static class ReportWriter
             .Append(runs.Groups.Count).Append(" group(s). Accuracies in %, mean ± sample std over seeds (the mean ")
             .Append("alone for one seed); the 25/50/75/100 % columns are at epoch max(1, round(p·E)) of the E ")
             .Append("configured epochs, listed in the epochs column. F1 macro is the mean over seeds, at the last ")
-            .Append("finished epoch under the same protocol.\n\n");
+            .Append("finished epoch under the same protocol. Train acc (last) is the training accuracy of the last epoch ")
+            .Append("(train mode, augmented batches): how well each network fits, independent of eval-mode statistics.\n\n");
         if (runs.Runs.Count == 0) md.Append("No readable results.json was found.\n\n");
 
         foreach (var (dataset, model) in runs.Experiments)

@@ -225,7 +225,17 @@ public sealed class DataFetcher : IDisposable
         if (UseSystemPackageManager && Environment.IsPrivilegedProcess)
         {
             log?.Report($"Running as root: apt-get install -y {FashionMnistDebianPackage}");
-            await RunToolAsync(aptGet, ["install", "-y", FashionMnistDebianPackage], null, log, manual, ct).ConfigureAwait(false);
+            try
+            {
+                await RunToolAsync(aptGet, ["install", "-y", FashionMnistDebianPackage], null, log, manual, ct).ConfigureAwait(false);
+            }
+            catch (DataFetchException e) when (e.Message.Contains("Unable to locate package", StringComparison.Ordinal))
+            {
+                // A fresh machine often has empty package lists: refresh them once and retry.
+                log?.Report("apt-get does not know the package yet: apt-get update, then install again");
+                await RunToolAsync(aptGet, ["update"], null, log, manual, ct).ConfigureAwait(false);
+                await RunToolAsync(aptGet, ["install", "-y", FashionMnistDebianPackage], null, log, manual, ct).ConfigureAwait(false);
+            }
             string[] systemDirs = [.. FashionSystemDirs.Append(DataLocator.DebianFashionMnistDir).Distinct()];
             var entry = new DataLocator(locator.DataDir, systemDirs).Find("fashion-mnist");
             if (!entry.Present || entry.Location is null)

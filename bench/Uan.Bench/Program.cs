@@ -13,6 +13,11 @@ if (args.Length > 0 && args[0] == "profile")
     Profile(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 256, 128, 14, 14 });
     return;
 }
+if (args.Length > 0 && args[0] == "far")
+{
+    FarComponent(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
+    return;
+}
 int reps = args.Length > 0 ? int.Parse(args[0]) : 5;
 int refReps = args.Length > 1 ? int.Parse(args[1]) : 1;
 var shapes = args.Length > 2
@@ -148,4 +153,39 @@ static void Profile(long[] shape)
     }
     double t = Best(ExpProbe);
     Console.WriteLine($"Vector.Exp float: {t:F1} ms for {6 * data.Length / 1e6:F1}M exps = {t * 1e6 / (6.0 * data.Length):F2} ns/exp; Vector<float>.Count {System.Numerics.Vector<float>.Count}, accelerated {System.Numerics.Vector.IsHardwareAccelerated}");
+}
+
+// The Mixture Normalization batch transform (fwd + bwd) when every component is near the data and when one
+// component is far from it in every channel (its τ underflows over the batch, which needs the log-shifted statistics
+// pass), each on the fused and the tensor-op path, with BatchNorm2d for scale.
+static void FarComponent(long[] shape)
+{
+    using var scope = NewDisposeScope();
+    long c = shape[1];
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(c);
+    bn.train();
+    var logLambda = full(new long[] { 3, c }, Math.Log(1.0 / 3));
+    var variance = ones(3, c);
+    var near = stack(new[] { full(c, -1.0f), zeros(c), full(c, 1.0f) });
+    var far = stack(new[] { full(c, -1.0f), zeros(c), full(c, 40.0f) });
+    double Time(Tensor mu)
+    {
+        using var s = NewDisposeScope();
+        var xi = x.detach().requires_grad_(true);
+        var sw = Stopwatch.StartNew();
+        var (y, _) = UanFunctional.MixtureBatchTransform(xi, logLambda, mu, variance, 1e-3);
+        y.backward(new[] { g });
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    double Best(Func<double> f) => Enumerable.Range(0, 7).Select(_ => f()).Min();
+    double tbn = Best(() => Step(bn, x, g));
+    Console.WriteLine($"[{string.Join(",", shape)}] K = 3, best of 7; BatchNorm2d {tbn:F1} ms");
+    foreach (bool fused in new[] { true, false })
+    {
+        using var path = UanKernels.Use(fused);
+        double tn = Best(() => Time(near)), tf = Best(() => Time(far));
+        Console.WriteLine($"  {(fused ? "fused" : "tensor-op"),-9} near {tn,8:F1} ms ({tn / tbn:F2}x BN)   one far component {tf,8:F1} ms ({tf / tbn:F2}x BN)");
+    }
 }

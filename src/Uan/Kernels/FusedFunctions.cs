@@ -43,12 +43,20 @@ internal static unsafe class Fused
                 alpha, beta, v, gz);
     }
 
-    public static (double[] Sums, double[] MaxP) Stats(Tensor x, MixtureKernel.Mixture m)
+    public static (double[] Sums, double[] MaxLogP) Stats(Tensor x, MixtureKernel.Mixture m)
     {
         var (n, _, s) = Dims(x);
         return x.dtype == ScalarType.Float32
             ? MixtureKernel.Stats(Ptr<float>(x), n, s, m)
             : MixtureKernel.Stats(Ptr<double>(x), n, s, m);
+    }
+
+    public static double[] ShiftedStats(Tensor x, MixtureKernel.Mixture m, double[] shift)
+    {
+        var (n, _, s) = Dims(x);
+        return x.dtype == ScalarType.Float32
+            ? MixtureKernel.ShiftedStats(Ptr<float>(x), n, s, m, shift)
+            : MixtureKernel.ShiftedStats(Ptr<double>(x), n, s, m, shift);
     }
 
     public static double[] OutputSums(Tensor x, Tensor g, MixtureKernel.Mixture m)
@@ -71,8 +79,9 @@ internal static unsafe class Fused
         RunningFunction.apply(x, logLambda, mu, variance, mean, var, weight!, bias!, eps)[0];
 
     /// <summary>
-    /// The fused batch transform, or null when some component's responsibility underflows over the whole batch
-    /// (then the caller's tensor-op path, which shifts τ in log space, handles it).
+    /// The fused batch transform, or null when the input has no finite responsibilities for some component (then
+    /// the caller's tensor-op path handles it). A component whose τ underflows over the whole batch gets its
+    /// moments from a second statistics pass with τ shifted in log space, as the tensor-op path does.
     /// </summary>
     public static (Tensor Output, UanFunctional.BatchMoments Moments)? Batch(Tensor x, Tensor logLambda, Tensor mu,
         Tensor variance, double eps, Tensor? weight, Tensor? bias)
@@ -83,11 +92,20 @@ internal static unsafe class Fused
         var mv = Values(mu)!;
         var vv = Values(variance)!;
         var probe = new MixtureKernel.Mixture(k, c, mv, lv, vv, mv, new double[k * c], null, null);
-        var (sums, maxP) = Stats(x, probe);
-        // Below this, τ (≤ K·maxP) is close enough to the float range's end that the weighted moments lose
+        var (sums, maxLogP) = Stats(x, probe);
+        if (maxLogP.Any(p => !double.IsFinite(p))) return null;
+        // Below this, τ (≤ K·max p) is close enough to the float range's end that the weighted moments lose
         // precision; in float64 the margin is the same in relative terms.
-        double floor = x.dtype == ScalarType.Float32 ? Math.Exp(-60) : Math.Exp(-600);
-        if (maxP.Any(p => !(p >= floor))) return null;
+        double floor = x.dtype == ScalarType.Float32 ? -60 : -600;
+        if (maxLogP.Any(p => p < floor))
+        {
+            // maxLogP is [C, K]; the shift is [K, C], zero where τ is in range so those sums stay as they were.
+            var shift = new double[k * c];
+            for (long ch = 0; ch < c; ch++)
+                for (int j = 0; j < k; j++)
+                    shift[j * c + ch] = maxLogP[ch * k + j] < floor ? maxLogP[ch * k + j] : 0;
+            sums = ShiftedStats(x, probe, shift);
+        }
 
         var stats = BatchStats.From(sums, k, c, mv);
         var outputs = BatchFunction.apply(x, logLambda, mu, variance, weight!, bias!,

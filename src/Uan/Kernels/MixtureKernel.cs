@@ -150,7 +150,8 @@ internal static unsafe class MixtureKernel
             Vector<T>* max = stackalloc Vector<T>[k];
             double* sums = stackalloc double[accCount];
             for (int j = 0; j < accCount; j++) { acc[j] = Vector<T>.Zero; sums[j] = 0; }
-            for (int j = 0; j < k; j++) max[j] = Vector<T>.Zero;
+            var lowest = new Vector<T>(T.CreateTruncating(double.NegativeInfinity));
+            for (int j = 0; j < k; j++) max[j] = lowest;
             int vn = Vector<T>.Count;
             T* tx = stackalloc T[vn];
             T* tg = stackalloc T[vn];
@@ -195,7 +196,7 @@ internal static unsafe class MixtureKernel
             if (partialMax is not null)
                 for (int j = 0; j < k; j++)
                 {
-                    double mj = 0;
+                    double mj = double.NegativeInfinity;
                     for (int e = 0; e < vn; e++) mj = Math.Max(mj, double.CreateTruncating(max[j][e]));
                     partialMax[(ch * blocks + b) * k + j] = mj;
                 }
@@ -206,6 +207,8 @@ internal static unsafe class MixtureKernel
         for (long ch = 0; ch < c; ch++)
             for (int b = 0; b < blocks; b++)
             {
+                if (totalMax is not null && b == 0)
+                    for (int j = 0; j < k; j++) totalMax[ch * k + j] = double.NegativeInfinity;
                 for (int j = 0; j < slots; j++) total[ch * slots + j] += partial[(ch * blocks + b) * slots + j];
                 if (totalMax is not null)
                     for (int j = 0; j < k; j++)
@@ -271,7 +274,39 @@ internal static unsafe class MixtureKernel
         return sums.Sum();
     }
 
-    // ---- Batch statistics: per k, W = Σ τ, P = Σ τ d, Q = Σ τ d², R = Σ τ² (d = x − μ_k), and max p_k.
+    // ---- Batch statistics: per k, W = Σ τ, P = Σ τ d, Q = Σ τ d², R = Σ τ² (d = x − μ_k), and max log p_k.
+    // The sums weigh τ_k by exp(−shift_k) (shift_k from l.Alpha, ≤ 0, zero unless component k's τ underflows over
+    // the whole batch). The moments are ratios, so the factor cancels; without it a component far from every input
+    // has τ = 0 in float32 everywhere and 0/0 moments.
+
+    /// <summary>
+    /// Like <see cref="Softmax"/>, and also writes log p_k = ℓ_k − max ℓ into l.Tb, which the exp may have
+    /// flushed to zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector<T> SoftmaxWithLog<T>(Vector<T> xv, Vector<T> mask, ref Lanes<T> l) where T : unmanaged, INumberBase<T>
+    {
+        int k = l.K;
+        var mx = l.Cl[0] - l.Hiv[0] * (xv - l.Mu[0]) * (xv - l.Mu[0]);
+        l.Tb[0] = mx;
+        for (int j = 1; j < k; j++)
+        {
+            var d = xv - l.Mu[j];
+            var lj = l.Cl[j] - l.Hiv[j] * d * d;
+            l.Tb[j] = lj;
+            mx = Vector.Max(mx, lj);
+        }
+        var sum = Vector<T>.Zero;
+        for (int j = 0; j < k; j++)
+        {
+            var lp = l.Tb[j] - mx;
+            l.Tb[j] = lp;
+            var pj = Exp(lp);
+            l.P[j] = pj;
+            sum += pj;
+        }
+        return mask / sum;
+    }
 
     struct StatsPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
     {
@@ -281,7 +316,8 @@ internal static unsafe class MixtureKernel
         public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
             Vector<T>* max)
         {
-            var inv = Softmax(xv, mask, ref l, out _, out _);
+            var inv = SoftmaxWithLog(xv, mask, ref l);
+            var inside = Vector.GreaterThan(mask, Vector<T>.Zero);
             for (int j = 0; j < l.K; j++)
             {
                 var tau = l.P[j] * inv;
@@ -292,7 +328,32 @@ internal static unsafe class MixtureKernel
                 a[1] += td;
                 a[2] += td * d;
                 a[3] += tau * tau;
-                max[j] = Vector.Max(max[j], l.P[j] * mask);
+                max[j] = Vector.ConditionalSelect(inside, Vector.Max(max[j], l.Tb[j]), max[j]);
+            }
+            return Vector<T>.Zero;
+        }
+    }
+
+    struct ShiftedStatsPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    {
+        public static int Slots(int k) => 4 * k;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
+            Vector<T>* max)
+        {
+            var inv = SoftmaxWithLog(xv, mask, ref l);
+            for (int j = 0; j < l.K; j++)
+            {
+                // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
+                var tau = Exp(l.Tb[j] - l.Alpha[j]) * inv;
+                var d = xv - l.Mu[j];
+                var td = tau * d;
+                Vector<T>* a = acc + 4 * j;
+                a[0] += tau;
+                a[1] += td;
+                a[2] += td * d;
+                a[3] += tau * tau;
             }
             return Vector<T>.Zero;
         }
@@ -300,14 +361,22 @@ internal static unsafe class MixtureKernel
 
     /// <summary>
     /// The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k) and, [C, K], the
-    /// largest exp(ℓ_k − max_j ℓ_j) over the batch (within a factor K of the largest τ_k).
+    /// largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k).
     /// </summary>
-    public static (double[] Sums, double[] MaxP) Stats<T>(T* x, long n, long s, Mixture m)
+    public static (double[] Sums, double[] MaxLogP) Stats<T>(T* x, long n, long s, Mixture m)
         where T : unmanaged, INumberBase<T>
     {
         var (sums, max) = Sweep<T, StatsPass<T>>(x, null, null, n, s, m, null, null, null, 0, true);
         return (sums, max!);
     }
+
+    /// <summary>
+    /// The sums of <see cref="Stats"/> with component k's τ weighed by exp(−shift[k, c]) ([K, C], ≤ 0), for
+    /// components whose responsibilities underflow: the moments (ratios) are unchanged, and finite.
+    /// </summary>
+    public static double[] ShiftedStats<T>(T* x, long n, long s, Mixture m, double[] shift)
+        where T : unmanaged, INumberBase<T> =>
+        Sweep<T, ShiftedStatsPass<T>>(x, null, null, n, s, m, shift, null, null, 0, false).Sums;
 
     // ---- EM: per k, Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k, Σ (x − ref), Σ (x − ref)².
 

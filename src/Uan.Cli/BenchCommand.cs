@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Globalization;
+using TorchSharp;
+using Uan.Lab.Performance;
+
+namespace Uan.Cli;
+
+/// <summary>
+/// <c>uan bench</c>: a quick speed check of the norms against BatchNorm2d (ratios measured in the same run) and of a
+/// shallow-CNN training step with UAN at conv2 against BN. The BenchmarkDotNet suite under bench/ is the thorough one.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create(Ui ui)
+    {
+        var shapes = new Option<string[]>("--shape")
+        {
+            Description = "Input shapes NxCxHxW (or NxC); repeat for several",
+            DefaultValueFactory = _ => ["64x128x32x32"],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var k = new Option<int>("--k") { Description = "Mixture components of UAN and MN", DefaultValueFactory = _ => 3 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed repeats per layer (median reported)", DefaultValueFactory = _ => 5 };
+        var referenceRepeats = new Option<int>("--reference-repeats")
+        { Description = "Repeats on the tensor-op path, tens of times slower (0 skips it)", DefaultValueFactory = _ => 1 };
+        var forwardOnly = new Option<bool>("--forward-only") { Description = "Time the forward pass only (no_grad)" };
+        var noStep = new Option<bool>("--no-step") { Description = "Skip the shallow-CNN training-step comparison" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
+        var outFile = new Option<string?>("--out", "-o") { Description = "Also write the tables as Markdown to this file" };
+        var command = new Command("bench", "Quick speed check: each norm's time as a ratio to BatchNorm2d measured in the same run, and a training step with UAN vs BN.");
+        foreach (var o in new Option[] { shapes, k, repeats, referenceRepeats, forwardOnly, noStep, threads, outFile })
+            command.Options.Add(o);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            int kv = p.GetValue(k);
+            if (kv < 1 || kv > 16) throw new ArgumentException($"--k must be 1..16, got {kv}");
+            if (p.GetValue(repeats) < 1) throw new ArgumentException("--repeats must be ≥ 1");
+            if (p.GetValue(referenceRepeats) < 0) throw new ArgumentException("--reference-repeats must be ≥ 0");
+            if (p.GetValue(threads) is int t)
+            {
+                if (t < 1) throw new ArgumentException("--threads must be positive");
+                torch.set_num_threads(t);
+            }
+            var parsedShapes = p.GetValue(shapes)!.Select(SpeedCheck.ParseShape).ToArray();
+            var progress = new SyncProgress<string>(ui.Info);
+            var md = new System.Text.StringBuilder();
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; median of {p.GetValue(repeats)} (tensor-op path: {p.GetValue(referenceRepeats)}); ratio = time / BatchNorm2d time measured around it."));
+            md.AppendLine();
+            var rows = new List<SpeedRow>();
+            foreach (var shape in parsedShapes)
+                rows.AddRange(SpeedCheck.MeasureNorms(shape, SpeedCheck.DefaultCases(kv), !p.GetValue(forwardOnly),
+                    p.GetValue(repeats), p.GetValue(referenceRepeats), progress: progress));
+            md.AppendLine(SpeedTable.Norms(rows));
+            if (!p.GetValue(noStep))
+            {
+                var steps = SpeedCheck.MeasureShallowCnnStep(
+                    [$"uan:k={kv}", $"uan:k={kv},mode=batchstats", $"mn:k={kv}"], progress: progress);
+                md.AppendLine(SpeedTable.Steps(steps));
+            }
+            ui.Result(md.ToString());
+            if (p.GetValue(outFile) is string path)
+            {
+                string full = Path.GetFullPath(path);
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                string tmp = full + ".tmp";
+                File.WriteAllText(tmp, md.ToString());
+                File.Move(tmp, full, overwrite: true);
+                ui.Result($"written: {full}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

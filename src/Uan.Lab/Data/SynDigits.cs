@@ -172,13 +172,27 @@ public sealed class SynDigitsRenderer : IDisposable
         ReadOnlySpan<byte> rgba = bitmap.GetPixelSpan();
         const int plane = ImageSize * ImageSize;
         var noiseRng = clean || sample.NoiseSigma <= 0 ? null : new Random(sample.NoiseSeed);
+        double spare = double.NaN;
         for (int p = 0; p < plane; p++)
         {
             for (int c = 0; c < 3; c++)
             {
                 // The canvas is opaque, so premultiplied and straight RGB coincide.
                 double v = rgba[4 * p + c];
-                if (noiseRng is not null) v += sample.NoiseSigma * Gaussian(noiseRng);
+                if (noiseRng is not null)
+                {
+                    if (double.IsNaN(spare))
+                    {
+                        var (g0, g1) = GaussianPair(noiseRng);
+                        v += sample.NoiseSigma * g0;
+                        spare = g1;
+                    }
+                    else
+                    {
+                        v += sample.NoiseSigma * spare;
+                        spare = double.NaN;
+                    }
+                }
                 chw[c * plane + p] = (byte)Math.Clamp(Math.Round(v), 0, 255);
             }
         }
@@ -296,11 +310,12 @@ public sealed class SynDigitsRenderer : IDisposable
 
     private static float Uniform(Random rng, float lo, float hi) => lo + (float)rng.NextDouble() * (hi - lo);
 
-    private static double Gaussian(Random rng)
+    private static (double, double) GaussianPair(Random rng)
     {
-        // Box–Muller; 1 - u keeps the logarithm's argument in (0, 1].
-        double u = 1.0 - rng.NextDouble(), v = rng.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u)) * Math.Cos(2 * Math.PI * v);
+        // Box–Muller, both outputs used; 1 - u keeps the logarithm's argument in (0, 1].
+        double r = Math.Sqrt(-2.0 * Math.Log(1.0 - rng.NextDouble()));
+        var (sin, cos) = Math.SinCos(2 * Math.PI * rng.NextDouble());
+        return (r * cos, r * sin);
     }
 }
 
@@ -570,8 +585,9 @@ public static class SynDigits
         | `{MetadataFileName}` | seed, counts, the split seeds and the font files used |
         | `{PreviewFileName}` | one row per class, the first ten training images of each |
 
-        The same seed and the same font files give bit-identical images on any machine and thread count; a different
-        set of installed fonts gives a different dataset (see `{MetadataFileName}`).
+        On one installation (font files, SkiaSharp native library, platform maths library) the same seed gives
+        bit-identical images at any thread count; a different set of installed fonts gives a different dataset (see
+        `{MetadataFileName}`), and another platform's rasteriser may change pixels slightly.
         """);
 
     /// <summary>Turns per-chunk counts from the workers into a few ordered progress lines.</summary>

@@ -3,7 +3,7 @@ using Uan.Lab.Data;
 
 namespace Uan.Cli;
 
-/// <summary><c>uan data list</c> and <c>uan data fetch</c>.</summary>
+/// <summary><c>uan data list</c>, <c>uan data fetch</c> and <c>uan data make-syndigits</c>.</summary>
 internal static class DataCommand
 {
     public static Command Create(Ui ui)
@@ -22,6 +22,32 @@ internal static class DataCommand
         var command = new Command("data", "Dataset management.");
         command.Subcommands.Add(list);
         command.Subcommands.Add(FetchCommand(ui));
+        command.Subcommands.Add(MakeSynDigitsCommand(ui));
+        return command;
+    }
+
+    private static Command MakeSynDigitsCommand(Ui ui)
+    {
+        var train = new Option<int>("--train")
+        { Description = "Training images", DefaultValueFactory = _ => SynDigits.DefaultTrainCount };
+        var test = new Option<int>("--test")
+        { Description = "Test images", DefaultValueFactory = _ => SynDigits.DefaultTestCount };
+        var seed = new Option<int>("--seed")
+        { Description = "Seed (the same seed and fonts give identical images)", DefaultValueFactory = _ => SynDigits.DefaultSeed };
+        var command = new Command("make-syndigits",
+            "Render SynDigits, synthetic 32×32 house-number-like digits (a stand-in for SVHN), into <data-dir>/syndigits " +
+            "as IDX .gz files with metadata.json and preview.png. Fonts are taken from the installed *.ttf/*.otf files.");
+        command.Options.Add(train);
+        command.Options.Add(test);
+        command.Options.Add(seed);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            var locator = UanCommand.Locator(p);
+            var result = SynDigits.Make(locator.DataDir, p.GetValue(train), p.GetValue(test), p.GetValue(seed),
+                log: new SyncProgress<string>(ui.Info));
+            if (ui.Quiet) ui.Result(result.ToString());   // otherwise the log already ended with it
+            return 0;
+        }));
         return command;
     }
 
@@ -37,7 +63,8 @@ internal static class DataCommand
             string which = p.GetValue(id)!.Trim().ToLowerInvariant();
             if (!DataFetcher.FetchableIds.Contains(which))
                 throw new ArgumentException($"cannot fetch '{which}'; fetchable: {string.Join(", ", DataFetcher.FetchableIds)} " +
-                                            "(CIFAR, SVHN and Tiny ImageNet: put the official files under the data folder, see data/README.md)");
+                                            "(CIFAR, SVHN and Tiny ImageNet: put the official files under the data folder, see data/README.md; " +
+                                            "SynDigits: uan data make-syndigits)");
             var locator = UanCommand.Locator(p);
             using var fetcher = new DataFetcher();
             try

@@ -134,4 +134,35 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"mnist-subset\s+present", output);
         Assert.Matches(@"cifar10\s+(present|missing)", output);
     }
+
+    [Fact]
+    public void MakeSynDigitsWritesTheDatasetAndDataListFindsIt()
+    {
+        var (code, output, err) = Uan("data", "make-syndigits", "--train", "30", "--test", "20", "--seed", "2", "--data-dir", _dir);
+        Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
+        string dir = Path.Combine(_dir, "syndigits");
+        foreach (var f in new[] { "train-images-idx4-ubyte.gz", "train-labels-idx1-ubyte.gz", "test-images-idx4-ubyte.gz",
+                     "test-labels-idx1-ubyte.gz", "metadata.json", "preview.png", "README.md" })
+            Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing; output:\n{output}");
+        Assert.Contains("train: 30/30 images", output);
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metadata.json"))))
+        {
+            Assert.Equal(2, json.RootElement.GetProperty("seed").GetInt32());
+            Assert.Equal(20, json.RootElement.GetProperty("test").GetInt32());
+        }
+
+        var list = Uan("data", "list", "--data-dir", _dir);
+        Assert.Equal(0, list.Code);
+        Assert.Matches(@"syndigits\s+present", list.Out);
+        var bad = Uan("data", "make-syndigits", "--train", "0", "--data-dir", _dir);
+        Assert.Equal(2, bad.Code);
+    }
+
+    [Fact]
+    public void DataListHintsHowToMakeSynDigits()
+    {
+        var (code, output, _) = Uan("data", "list", "--data-dir", _dir);
+        Assert.Equal(0, code);
+        Assert.Matches(@"syndigits\s+missing\s+.*uan data make-syndigits", output);
+    }
 }

@@ -46,7 +46,7 @@ public sealed class DataLocator
 
     /// <summary>Identifiers of the known datasets.</summary>
     public static IReadOnlyList<string> KnownIds { get; } =
-        ["mnist-subset", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "tiny-imagenet"];
+        ["mnist-subset", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "syndigits", "tiny-imagenet"];
 
     /// <summary>
     /// Walks up from <paramref name="startDirectory"/> to the first folder that has <c>data/mnist-subset</c> and
@@ -96,6 +96,7 @@ public sealed class DataLocator
             "cifar10" => CifarReader.LoadCifar10(dir, train),
             "cifar100" => CifarReader.LoadCifar100(dir, train),
             "svhn" => SvhnReader.Load(dir, train),
+            "syndigits" => SynDigitsReader.Load(dir, train),
             "tiny-imagenet" => TinyImageNetReader.Load(dir, train),
             _ => throw new ArgumentException($"unknown dataset '{id}'", nameof(id)),
         };
@@ -121,6 +122,10 @@ public sealed class DataLocator
             "svhn" => ("SVHN (cropped digits)", [D("svhn")],
                 dir => MissingFiles(dir, [SvhnReader.FileName("train"), SvhnReader.FileName("test")]),
                 "Put train_32x32.mat and test_32x32.mat (SVHN format 2) into data/svhn."),
+            "syndigits" => ("SynDigits (synthetic stand-in for SVHN)", [D(SynDigits.FolderName)],
+                dir => MissingFiles(dir, [SynDigits.ImagesFileName(true), SynDigits.LabelsFileName(true),
+                    SynDigits.ImagesFileName(false), SynDigits.LabelsFileName(false)]),
+                "Render it: uan data make-syndigits (writes data/syndigits)."),
             "tiny-imagenet" => ("Tiny ImageNet", [D("tiny-imagenet-200"), D("tiny-imagenet", "tiny-imagenet-200")],
                 dir => MissingFiles(dir, ["wnids.txt", "train", Path.Combine("val", "val_annotations.txt")]),
                 "Extract tiny-imagenet-200.zip into data/, giving data/tiny-imagenet-200."),

@@ -7,7 +7,8 @@ namespace Uan.Lab.Data;
 /// <summary>
 /// The IDX format of MNIST and Fashion-MNIST: a big-endian magic number (two zero bytes, a type code, the number of
 /// dimensions), one big-endian int32 per dimension, then the row-major data. Only unsigned-byte data (type 0x08) is
-/// used by these datasets: magic 2051 for images [N, H, W], 2049 for labels [N]. Files may be raw or gzip-compressed.
+/// used by these datasets: magic 2051 for images [N, H, W], 2049 for labels [N]; colour images are stored as
+/// [N, H, W, C] with magic 2052 (ubyte, 4 dimensions). Files may be raw or gzip-compressed.
 /// </summary>
 public static class IdxFormat
 {
@@ -17,12 +18,25 @@ public static class IdxFormat
     /// <summary>Magic number of an IDX label file (ubyte, 1 dimension).</summary>
     public const int LabelsMagic = 0x0801;
 
+    /// <summary>Magic number of an IDX colour image file (ubyte, 4 dimensions: N, H, W, C).</summary>
+    public const int ColorImagesMagic = 0x0804;
+
     /// <summary>Reads an IDX image file as uint8 [N, 1, H, W].</summary>
     public static Tensor ReadImages(string path)
     {
         var (dims, data, offset) = Read(path, ImagesMagic, "IDX image file");
         using var scope = NewDisposeScope();
         var t = FromBytes(data, offset, dims[0] * dims[1] * dims[2]).reshape(dims[0], 1, dims[1], dims[2]);
+        return t.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Reads an IDX colour image file (pixels [N, H, W, C], channels last) as uint8 [N, C, H, W].</summary>
+    public static Tensor ReadColorImages(string path)
+    {
+        var (dims, data, offset) = Read(path, ColorImagesMagic, "IDX colour image file");
+        using var scope = NewDisposeScope();
+        var t = FromBytes(data, offset, dims[0] * dims[1] * dims[2] * dims[3])
+            .reshape(dims[0], dims[1], dims[2], dims[3]).permute(0, 3, 1, 2).contiguous();
         return t.MoveToOuterDisposeScope();
     }
 
@@ -42,6 +56,20 @@ public static class IdxFormat
             throw new ArgumentException($"expected uint8 [N, 1, H, W] or [N, H, W], got {images.dtype} [{string.Join(", ", images.shape)}]", nameof(images));
         long n = images.shape[0], h = images.shape[^2], w = images.shape[^1];
         Write(path, ImagesMagic, [n, h, w], images);
+    }
+
+    /// <summary>
+    /// Writes uint8 images [N, C, H, W] as an IDX colour image file, channels last as the format's other readers
+    /// (NumPy, MATLAB) expect an image array to be (gzip when the name ends in .gz).
+    /// </summary>
+    public static void WriteColorImages(string path, Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.dtype != ScalarType.Byte || images.dim() != 4)
+            throw new ArgumentException($"expected uint8 [N, C, H, W], got {images.dtype} [{string.Join(", ", images.shape)}]", nameof(images));
+        using var scope = NewDisposeScope();
+        var hwc = images.permute(0, 2, 3, 1).contiguous();
+        Write(path, ColorImagesMagic, hwc.shape, hwc);
     }
 
     /// <summary>Writes labels [N] (any integer dtype, values 0–255) as an IDX label file (gzip when the name ends in .gz).</summary>

@@ -80,11 +80,12 @@ public sealed class ExperimentData : IDisposable
 
     /// <summary>
     /// The paper's augmentations per model (§4.1 flip, ±7.2° rotation, ±20% zoom; §4.2 ±10% shifts and flip), except
-    /// that digits (MNIST) are not mirrored: a flipped digit is another shape, not the same class seen differently.
+    /// that digits (MNIST, the synthetic digits) are not mirrored: a flipped digit is another shape, not the same class
+    /// seen differently. SVHN keeps the paper's flip.
     /// </summary>
     public static IReadOnlyList<BatchTransform> Augmentation(string model, string dataset)
     {
-        bool digits = dataset is "mnist" or "mnist-subset";
+        bool digits = dataset is "mnist" or "mnist-subset" or "syndigits";
         var list = new List<BatchTransform>();
         if (model.StartsWith("densenet", StringComparison.Ordinal))
         {

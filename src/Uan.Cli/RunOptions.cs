@@ -39,11 +39,13 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
     public Option<string> Device { get; } = new("--device") { Description = "Torch device", DefaultValueFactory = _ => "cpu" };
     public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
     public Option<string?> Out { get; } = new("--out", "-o") { Description = "Output folder" };
+    public Option<bool> Snapshots { get; } = new("--snapshots")
+    { Description = "Save latent-feature snapshots at 25/50/75/100% of the epochs and conv2 activations at the end, for 'uan figures'" };
 
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { Dataset, Model, Epochs, BatchSize, TrainLimit, TestLimit, ValFraction, ImageSize, PaperResize,
-                     NoAugment, Optimizer, WeightDecay, InputNorm, OtherNorm, Device, Threads, Out })
+                     NoAugment, Optimizer, WeightDecay, InputNorm, OtherNorm, Device, Threads, Out, Snapshots })
             command.Options.Add(o);
     }
 
@@ -81,7 +83,7 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
             Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = trainLimit,
             TestLimit = p.GetValue(TestLimit), ValidationFraction = val, ImageSize = size, Augment = !p.GetValue(NoAugment),
             Optimizer = optimizer, WeightDecay = p.GetValue(WeightDecay), InputNorm = inputNorm, OtherNorm = otherNorm, Device = p.GetValue(Device)!,
-            Threads = p.GetValue(Threads),
+            Threads = p.GetValue(Threads), Snapshots = p.GetValue(Snapshots),
         };
     }
 }

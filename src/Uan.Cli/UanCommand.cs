@@ -37,6 +37,7 @@ public static class UanCommand
         root.Subcommands.Add(TrainCommand.Create(console));
         root.Subcommands.Add(CompareCommand.Create(console));
         root.Subcommands.Add(ReportCommand.Create(console));
+        root.Subcommands.Add(FiguresCommand.Create(console));
         root.Subcommands.Add(DataCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
 

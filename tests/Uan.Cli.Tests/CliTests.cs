@@ -166,3 +166,63 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"syndigits\s+missing\s+.*uan data make-syndigits", output);
     }
 }
+
+/// <summary><c>uan train --snapshots</c> then <c>uan figures</c> on the embedded subset, kept small.</summary>
+public sealed class FiguresCliTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-figures-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    private static (int Code, string Out, string Err) Uan(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = UanCommand.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void SnapshotsThenFiguresWritesTsneActivationsAndTable()
+    {
+        var runs = Path.Combine(_dir, "runs");
+        var train = Uan(["compare", "--epochs", "2", "--train-limit", "100", "--test-limit", "60", "--batch-size", "50", "--out", runs,
+            "--norm", "BN=bn", "--norm", "UAN=uan:k=3", "--snapshots"]);
+        Assert.True(train.Code == 0, train.Out + train.Err);
+        foreach (var run in new[] { "BN-lr0.001-s1", "UAN-lr0.001-s1" })
+        {
+            var snaps = Path.Combine(runs, run, "snapshots");
+            Assert.True(File.Exists(Path.Combine(snaps, "features-e0001.snap")), $"{snaps}: {string.Join(", ", Directory.GetFiles(runs, "*", SearchOption.AllDirectories))}");
+            Assert.True(File.Exists(Path.Combine(snaps, "features-e0002.snap")));
+            Assert.True(File.Exists(Path.Combine(snaps, "activations-e0002.snap")));
+        }
+        var probe = new List<global::Uan.Lab.Diagnostics.GradientProbeRecord>
+        {
+            new(1, "source", "paper", 1e-2, 1e-4), new(2, "source", "paper", 5e-3, 5e-5),
+            new(1, "target", "paper", 3e-2, 2e-4), new(2, "target", "paper", 2e-2, 1e-4),
+        };
+        global::Uan.Lab.Diagnostics.GradientProbeLog.Save(Path.Combine(runs, "UAN-lr0.001-s1"), probe);
+
+        var figures = Uan(["figures", runs, "--tsne-points", "40", "--tsne-iterations", "300", "--channels", "4,12,28"]);
+        Assert.True(figures.Code == 0, figures.Out + figures.Err);
+        var outDir = Path.Combine(runs, "figures");
+        foreach (var png in new[] { "tsne_BN.png", "tsne_UAN.png", "activations.png", "gradient-variance.png" })
+            Assert.True(new FileInfo(Path.Combine(outDir, png)).Length > 1000, $"{png} missing; output:\n{figures.Out}");
+        Assert.Contains("t-SNE BN epoch 1/2: 40 points", figures.Out);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "figures.json")));
+        Assert.Equal(4, json.RootElement.GetArrayLength());
+        foreach (var row in json.RootElement.EnumerateArray())
+        {
+            double knn = row.GetProperty("knnAccuracy").GetDouble();
+            Assert.InRange(knn, 0, 1);
+            Assert.Equal(40, row.GetProperty("points").GetInt32());
+        }
+        Assert.Contains("| UAN | 2/2 | 40 |", File.ReadAllText(Path.Combine(outDir, "figures.md")));
+
+        var none = Uan(["figures", _dir + "-missing"]);
+        Assert.Equal(2, none.Code);
+    }
+}

@@ -117,7 +117,7 @@ public sealed class ComparisonGrid
                 if (state is "completed" or "diverged")
                 {
                     var done = RunResults.Load(dir);
-                    if (done.Config with { Threads = null, Device = "" } == config with { Threads = null, Device = "" })
+                    if (done.Config with { Threads = null, Device = "", Snapshots = false } == config with { Threads = null, Device = "", Snapshots = false })
                     {
                         all.Add(done);
                         continue;

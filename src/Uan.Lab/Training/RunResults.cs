@@ -47,6 +47,12 @@ public sealed record RunConfig
     public string Device { get; init; } = "cpu";
     /// <summary>Intra-op threads for libtorch; null leaves libtorch's default.</summary>
     public int? Threads { get; init; }
+    /// <summary>
+    /// Save feature and activation snapshots for the figures (see <see cref="Diagnostics.SnapshotRecorder"/>). Does not
+    /// change the training; omitted from results.json when off.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Snapshots { get; init; }
 }
 
 /// <summary>Metrics for one epoch. Validation and test numbers are measured in eval mode after the epoch.</summary>

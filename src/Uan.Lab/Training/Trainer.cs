@@ -39,6 +39,7 @@ public sealed class Trainer : IDisposable
     private readonly OptimizerHelper _optimizer;
     private readonly List<UnsupervisedAdaptiveNorm> _uanLayers;
     private readonly Parameter[] _parameters;
+    private readonly Diagnostics.SnapshotRecorder? _snapshots;
 
     /// <summary>Seeds torch, builds the model with <paramref name="createModel"/> and the optimizer.</summary>
     public Trainer(RunConfig config, ExperimentData data, Func<nn.Module<Tensor, Tensor>> createModel, string runDir)
@@ -58,6 +59,7 @@ public sealed class Trainer : IDisposable
         _parameters = Model.parameters().Where(p => p.requires_grad).ToArray();
         _uanLayers = Model.modules().OfType<UnsupervisedAdaptiveNorm>().ToList();
         _optimizer = CreateOptimizer(config, _parameters);
+        if (config.Snapshots) _snapshots = new Diagnostics.SnapshotRecorder(config, data, runDir);
     }
 
     /// <summary>The optimizer of <see cref="RunConfig.Optimizer"/> over <paramref name="parameters"/> (see the class remarks).</summary>
@@ -196,6 +198,8 @@ public sealed class Trainer : IDisposable
             results.Save(RunDir);
             SaveCheckpoint(lastPath, epoch + 1, bestVal);
             if (isBest) SaveCheckpoint(Path.Combine(RunDir, BestCheckpoint), epoch + 1, bestVal);
+            // Opt-in figures data; eval mode without gradients, so it leaves the training untouched.
+            _snapshots?.AfterEpoch(Model, epoch + 1);
             EpochFinished?.Invoke(metrics);
         }
         return Finish(results, "completed", null);
@@ -239,8 +243,8 @@ public sealed class Trainer : IDisposable
 
     private void CheckResumable(RunConfig saved)
     {
-        var a = saved with { Epochs = 0, Device = "", Threads = null };
-        var b = Config with { Epochs = 0, Device = "", Threads = null };
+        var a = saved with { Epochs = 0, Device = "", Threads = null, Snapshots = false };
+        var b = Config with { Epochs = 0, Device = "", Threads = null, Snapshots = false };
         if (a != b)
             throw new ArgumentException($"cannot resume {RunDir}: its configuration differs from this one " +
                                         $"(saved: {System.Text.Json.JsonSerializer.Serialize(a, RunResults.Json).ReplaceLineEndings(" ")})");
@@ -285,6 +289,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Releases the model and optimizer.</summary>
     public void Dispose()
     {
+        _snapshots?.Dispose();
         _optimizer.Dispose();
         Model.Dispose();
     }

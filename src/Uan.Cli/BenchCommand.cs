@@ -49,7 +49,7 @@ internal static class BenchCommand
             md.AppendLine();
             var rows = new List<SpeedRow>();
             foreach (var shape in parsedShapes)
-                rows.AddRange(SpeedCheck.MeasureNorms(shape, SpeedCheck.DefaultCases(kv), !p.GetValue(forwardOnly),
+                rows.AddRange(SpeedCheck.MeasureNorms(shape, SpeedCheck.DefaultCases(shape[1], kv), !p.GetValue(forwardOnly),
                     p.GetValue(repeats), p.GetValue(referenceRepeats), progress: progress));
             md.AppendLine(SpeedTable.Norms(rows));
             if (!p.GetValue(noStep))

@@ -109,6 +109,41 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void BenchWritesARatioTableWithEveryNormAndTheTrainingStep()
+    {
+        string md = Path.Combine(_dir, "bench", "bench.md");
+        var (code, output, err) = Uan("bench", "--shape", "4x3x5x7", "--shape", "6x5", "--repeats", "1",
+            "--reference-repeats", "1", "--k", "2", "--out", md, "--quiet");
+        Assert.True(code == 0, err);
+        string table = File.ReadAllText(md);
+        Assert.Contains(table.Trim(), output);
+        foreach (string shape in new[] { "4x3x5x7", "6x5" })
+        {
+            var rows = table.Split('\n').Where(l => l.StartsWith($"| {shape} |", StringComparison.Ordinal)).ToArray();
+            // BatchNorm, then GroupNorm, LayerNorm and the three mixture norms fused, then the mixture norms on the
+            // tensor-op path.
+            Assert.Equal(9, rows.Length);
+            Assert.Contains(rows, r => r.Contains("| UAN Paper K=2 | fused |"));
+            Assert.Contains(rows, r => r.Contains("| MixtureNorm K=2 | tensor-op |"));
+            Assert.StartsWith($"| {shape} | BatchNorm | native | fwd+bwd |", rows[0]);
+            Assert.Contains("| 1.00× |", rows[0]);
+        }
+        Assert.Contains("| shallow-cnn 64x1x28x28 | uan:k=2 |", table);
+        Assert.Contains("| shallow-cnn 64x1x28x28 | mn:k=2 |", table);
+    }
+
+    [Theory]
+    [InlineData("Shape '64x0': expected 2 to 5 positive sizes", "bench", "--shape", "64x0")]
+    [InlineData("--k must be 1..16, got 0", "bench", "--k", "0")]
+    public void BenchBadInputIsOneLineAndExitCodeTwo(string expected, params string[] args)
+    {
+        var (code, _, err) = Uan(args);
+        Assert.Equal(2, code);
+        Assert.Contains(expected, err);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
     public void MissingDatasetSaysWhereItLookedAndHowToGetIt()
     {
         var (code, _, err) = Uan("train", "--dataset", "cifar10", "--data-dir", _dir, "--out", Path.Combine(_dir, "x"));

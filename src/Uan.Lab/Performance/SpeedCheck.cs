@@ -30,10 +30,13 @@ public sealed record StepRow(string Model, string Norm, double Milliseconds, dou
 /// </summary>
 public static class SpeedCheck
 {
-    /// <summary>The cases the README's table shows: every norm at K = 3, UAN and MN on both paths.</summary>
-    public static IReadOnlyList<SpeedCase> DefaultCases(int k = 3) =>
+    /// <summary>
+    /// The cases the README's table shows for <paramref name="channels"/> channels: GroupNorm (32 groups, or the most
+    /// that divide C), LayerNorm, and UAN / MN at K = <paramref name="k"/> on both paths.
+    /// </summary>
+    public static IReadOnlyList<SpeedCase> DefaultCases(long channels, int k = 3) =>
     [
-        new("GroupNorm(32)", "gn:groups=32", true),
+        new($"GroupNorm({Groups(channels)})", $"gn:groups={Groups(channels)}", true),
         new("LayerNorm", "ln", true),
         new($"UAN Paper K={k}", $"uan:k={k}", true),
         new($"UAN BatchStats K={k}", $"uan:k={k},mode=batchstats", true),
@@ -42,6 +45,8 @@ public static class SpeedCheck
         new($"UAN BatchStats K={k}", $"uan:k={k},mode=batchstats", false),
         new($"MixtureNorm K={k}", $"mn:k={k}", false),
     ];
+
+    static long Groups(long channels) => new long[] { 32, 16, 8, 4, 2, 1 }.First(g => channels % g == 0);
 
     /// <summary>Parses "64x128x32x32" (or "512x256") into a shape; throws naming the problem.</summary>
     public static long[] ParseShape(string text)

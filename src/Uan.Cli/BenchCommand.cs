@@ -25,16 +25,18 @@ internal static class BenchCommand
         { Description = "Repeats on the tensor-op path, tens of times slower (0 skips it)", DefaultValueFactory = _ => 1 };
         var forwardOnly = new Option<bool>("--forward-only") { Description = "Time the forward pass only (no_grad)" };
         var noStep = new Option<bool>("--no-step") { Description = "Skip the shallow-CNN training-step comparison" };
+        var stepRepeats = new Option<int>("--step-repeats") { Description = "Timed training steps per norm (median reported)", DefaultValueFactory = _ => 7 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
         var outFile = new Option<string?>("--out", "-o") { Description = "Also write the tables as Markdown to this file" };
         var command = new Command("bench", "Quick speed check: each norm's time as a ratio to BatchNorm2d measured in the same run, and a training step with UAN vs BN.");
-        foreach (var o in new Option[] { shapes, k, repeats, referenceRepeats, forwardOnly, noStep, threads, outFile })
+        foreach (var o in new Option[] { shapes, k, repeats, referenceRepeats, forwardOnly, noStep, stepRepeats, threads, outFile })
             command.Options.Add(o);
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
             int kv = p.GetValue(k);
             if (kv < 1 || kv > 16) throw new ArgumentException($"--k must be 1..16, got {kv}");
             if (p.GetValue(repeats) < 1) throw new ArgumentException("--repeats must be ≥ 1");
+            if (p.GetValue(stepRepeats) < 1) throw new ArgumentException("--step-repeats must be ≥ 1");
             if (p.GetValue(referenceRepeats) < 0) throw new ArgumentException("--reference-repeats must be ≥ 0");
             if (p.GetValue(threads) is int t)
             {
@@ -55,7 +57,8 @@ internal static class BenchCommand
             if (!p.GetValue(noStep))
             {
                 var steps = SpeedCheck.MeasureShallowCnnStep(
-                    [$"uan:k={kv}", $"uan:k={kv},mode=batchstats", $"mn:k={kv}"], progress: progress);
+                    [$"uan:k={kv}", $"uan:k={kv},mode=batchstats", $"mn:k={kv}"], repeats: p.GetValue(stepRepeats),
+                    warmup: 1, progress: progress);
                 md.AppendLine(SpeedTable.Steps(steps));
             }
             ui.Result(md.ToString());

@@ -118,7 +118,7 @@ public static class Norms
                 };
             }
             case "ln":
-                return GroupNorm(1, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
+                return GroupNorm(1, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true), spatialDims);
             case "gn":
             {
                 // Default: the largest divisor of C that is at most 32 (32 groups is GroupNorm's usual choice).
@@ -127,7 +127,7 @@ public static class Norms
                 if (groups < 1 || channels % groups != 0)
                     throw new ArgumentException(
                         $"Norm '{spec}': groups must divide the channel count {channels}, got {groups}.", nameof(spec));
-                return GroupNorm(groups, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true));
+                return GroupNorm(groups, channels, Num(spec, "eps", 1e-5), Bool(spec, "affine", true), spatialDims);
             }
             case "mn":
                 return new MixtureNorm(channels, new MixtureNormOptions
@@ -157,8 +157,9 @@ public static class Norms
 
     // TorchSharp 0.107's GroupNorm allocates its affine parameters with torch.empty and never resets them, so a fresh
     // module starts from whatever the allocator hands back (often NaN). torch initialises them to 1 and 0.
-    static GroupNorm GroupNorm(long groups, long channels, double eps, bool affine)
+    static nn.Module<Tensor, Tensor> GroupNorm(long groups, long channels, double eps, bool affine, int spatialDims)
     {
+        if (spatialDims == 0) return new FlatGroupNorm(groups, channels, eps, affine);
         var norm = nn.GroupNorm(groups, channels, eps, affine);
         if (affine)
         {
@@ -211,5 +212,37 @@ public static class Norms
             _ => throw new ArgumentException($"Norm '{spec}': option {key} must be true or false, got '{text}'.",
                 nameof(spec)),
         };
+    }
+}
+
+/// <summary>
+/// GroupNorm (and so LayerNorm) for [N, C] inputs, which TorchSharp's module refuses (it wants a spatial dim):
+/// the same function (torch's group_norm on [N, C, 1]) and the same state names, weight and bias, initialised 1 and 0.
+/// </summary>
+internal sealed class FlatGroupNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly long _groups;
+    private readonly double _eps;
+
+    public FlatGroupNorm(long groups, long channels, double eps, bool affine) : base("GroupNorm")
+    {
+        _groups = groups;
+        _eps = eps;
+        if (affine)
+        {
+            register_parameter("weight", new Parameter(ones(channels)));
+            register_parameter("bias", new Parameter(zeros(channels)));
+        }
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        if (input.dim() != 2)
+            throw new ArgumentException($"GroupNorm for [N, C] got a {input.dim()}-D input; build the norm with spatialDims = {input.dim() - 2}.");
+        using var scope = NewDisposeScope();
+        // Looked up by name on each call: to()/cuda() replace the registered parameters.
+        return nn.functional.group_norm(input.unsqueeze(-1), _groups, get_parameter("weight"), get_parameter("bias"),
+                _eps).squeeze(-1)
+            .MoveToOuterDisposeScope();
     }
 }

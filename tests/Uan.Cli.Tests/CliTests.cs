@@ -113,7 +113,7 @@ public sealed class CliTests : IDisposable
     {
         string md = Path.Combine(_dir, "bench", "bench.md");
         var (code, output, err) = Uan("bench", "--shape", "4x3x5x7", "--shape", "6x5", "--repeats", "1",
-            "--reference-repeats", "1", "--k", "2", "--out", md, "--quiet");
+            "--reference-repeats", "1", "--k", "2", "--step-repeats", "1", "--out", md, "--quiet");
         Assert.True(code == 0, err);
         string table = File.ReadAllText(md);
         Assert.Contains(table.Trim(), output);

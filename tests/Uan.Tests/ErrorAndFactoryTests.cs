@@ -96,6 +96,42 @@ public sealed class ErrorAndFactoryTests
     }
 
     [Theory]
+    [InlineData("ln", 1)]
+    [InlineData("gn:groups=2", 2)]
+    [InlineData("gn:groups=4", 4)]
+    public void GroupAndLayerNormOnFlatInputsMatchAPlainLoop(string spec, int groups)
+    {
+        // [N, C] inputs, which TorchSharp's GroupNorm module refuses: statistics per sample over each group of
+        // channels, biased variance, eps 1e-5, then the per-channel affine.
+        using var scope = NewDisposeScope();
+        const int n = 3, c = 4;
+        var m = Norms.Create(spec, c, 0);
+        using (no_grad())
+        {
+            m.named_parameters().Single(p => p.name == "weight").parameter.copy_(tensor(new[] { 1.5f, -0.5f, 2f, 0.25f }));
+            m.named_parameters().Single(p => p.name == "bias").parameter.copy_(tensor(new[] { 0.1f, 0.2f, -0.3f, 0f }));
+        }
+        var x = randn(n, c, dtype: ScalarType.Float64);
+        var y = m.to(ScalarType.Float64).forward(x);
+        var xs = x.data<double>().ToArray();
+        var ys = y.data<double>().ToArray();
+        double[] w = { 1.5, -0.5, 2, 0.25 }, b = { 0.1, 0.2, -0.3, 0 };
+        int per = c / groups;
+        for (int i = 0; i < n; i++)
+            for (int g = 0; g < groups; g++)
+            {
+                var v = Enumerable.Range(g * per, per).Select(ch => xs[i * c + ch]).ToArray();
+                double mean = v.Average(), var = v.Select(a => (a - mean) * (a - mean)).Average();
+                for (int ch = g * per; ch < (g + 1) * per; ch++)
+                {
+                    double expected = (xs[i * c + ch] - mean) / Math.Sqrt(var + 1e-5) * w[ch] + b[ch];
+                    Assert.Equal(expected, ys[i * c + ch], 1e-6);
+                }
+            }
+        Assert.Throws<ArgumentException>(() => m.forward(randn(2, 4, 3, dtype: ScalarType.Float64)));
+    }
+
+    [Theory]
     [InlineData("ln")]
     [InlineData("gn:groups=4")]
     [InlineData("bn")]

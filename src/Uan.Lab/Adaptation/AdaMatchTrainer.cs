@@ -259,6 +259,42 @@ public sealed class AdaMatchTrainer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Wall seconds of each of <paramref name="steps"/> training steps of <paramref name="config"/>'s model and batch
+    /// sizes on random 0–255 images (<paramref name="channels"/>×<paramref name="imageSize"/>², augmentations
+    /// included), after one untimed warm-up step; no dataset is needed and nothing is written.
+    /// </summary>
+    public static double[] MeasureStepSeconds(AdaMatchConfig config, int steps, int imageSize = 32, int channels = 3, int classes = 10)
+    {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "must be ≥ 1");
+        ImageDataset Random(long count, int seed)
+        {
+            using var scope = NewDisposeScope();
+            using var g = new Generator((ulong)seed);
+            var images = randint(256, [count, channels, imageSize, imageSize], generator: g).to(ScalarType.Byte);
+            var labels = arange(count, ScalarType.Int64) % classes;
+            return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), classes, "random");
+        }
+        using var data = new AdaMatchData(Random(config.SourceBatch, 1), Random(classes, 2), Random(config.TargetBatch, 3),
+            Random(classes, 4), config.WeakFlip, config.StrongOps, config.StrongMagnitude);
+        using var trainer = new AdaMatchTrainer(config with { StepsPerEpoch = null, Compat = false, HorizonSteps = steps + 1 }, data,
+            Path.Combine(Path.GetTempPath(), "uan-adamatch-timing"));
+        using var sourceAug = new Generator(5);
+        using var targetAug = new Generator(6);
+        var times = new double[steps];
+        for (int i = 0; i <= steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            var clock = Stopwatch.StartNew();
+            var source = data.SourceBase.Apply(data.SourceTrain.Images, false, sourceAug);
+            var target = data.TargetTrain.Images.to(ScalarType.Float32);
+            trainer.Step(data.Weak.Apply(source, true, sourceAug), data.Strong.Apply(source, true, sourceAug), data.SourceTrain.Labels,
+                data.Weak.Apply(target, true, targetAug), data.Strong.Apply(target, true, targetAug), i);
+            if (i > 0) times[i - 1] = clock.Elapsed.TotalSeconds;
+        }
+        return times;
+    }
+
     /// <summary>Loss, accuracy and macro P/R/F1 of the model (eval mode, no gradients) on a test split.</summary>
     public ClassificationMetrics Evaluate(ImageDataset split, DataPipeline pipeline, string phase = "eval", int epoch = 0,
         IProgress<TrainProgress>? progress = null)

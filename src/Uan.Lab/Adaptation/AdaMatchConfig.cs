@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Uan.Lab.Models;
 using Uan.Lab.Training;
 
@@ -25,6 +26,8 @@ public sealed record AdaMatchConfig
     /// <summary>Epochs.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Steps per epoch, capped by the shorter of the two streams; null = the whole zipped stream (as the reference).</summary>
+    // Written even when null: the results files omit nulls, and a missing value would read back as the default 200.
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public int? StepsPerEpoch { get; init; } = 200;
     /// <summary>Labelled source images per step (the paper: 64); each also appears strongly augmented.</summary>
     public int SourceBatch { get; init; } = 32;
@@ -205,6 +208,22 @@ public sealed record AdaMatchResults
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(this, RunResults.Json));
         File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>True when <paramref name="path"/> is a results file written by AdaMatch (its <c>kind</c> is "adamatch").</summary>
+    public static bool IsAdaMatchFile(string path)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            return doc.RootElement.ValueKind == JsonValueKind.Object &&
+                   doc.RootElement.TryGetProperty("kind", out var kind) && kind.ValueKind == JsonValueKind.String &&
+                   kind.GetString() == "adamatch";
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Reads a results file; the error names the file when it is not valid.</summary>

@@ -14,7 +14,7 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
     public Option<string> Dataset { get; } = new("--dataset", "-d")
     { Description = $"Dataset: {string.Join(", ", DataLocator.KnownIds)}", DefaultValueFactory = _ => "mnist-subset" };
     public Option<string> Model { get; } = new("--model", "-m")
-    { Description = "Model: shallow-cnn, densenet40, densenet100", DefaultValueFactory = _ => "shallow-cnn" };
+    { Description = "Model: shallow-cnn, densenet40, densenet100, wrn-16-2, wrn-28-2", DefaultValueFactory = _ => "shallow-cnn" };
     public Option<int> Epochs { get; } = new("--epochs", "-e") { Description = "Training epochs" };
     public Option<int> BatchSize { get; } = new("--batch-size", "-b") { Description = "Batch size (the paper: 256)", DefaultValueFactory = _ => defaultBatch };
     public Option<int?> TrainLimit { get; } = new("--train-limit")

@@ -171,6 +171,46 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AdaptRunsATinyAdaptationAndPrintsThePapersNumbersBesideOurs()
+    {
+        var (code, output, err) = Uan("adapt", "--source", "mnist-subset", "--target", "mnist-subset", "--model", "wrn-10-1",
+            "--epochs", "1", "--steps-per-epoch", "2", "--source-batch", "4", "--test-limit", "20", "--out", _dir);
+        Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
+        Assert.Contains("epoch 1/1", output);
+        Assert.Contains("source test acc", output);
+        Assert.Contains("paper: AdaMatch+UAN (SVHN, target)", output);
+        Assert.Contains("not SVHN", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));
+        Assert.Equal("adamatch", json.RootElement.GetProperty("kind").GetString());
+        Assert.Equal("completed", json.RootElement.GetProperty("status").GetString());
+        var epoch = json.RootElement.GetProperty("epochs")[0];
+        Assert.Equal(20, epoch.GetProperty("targetTest").GetProperty("count").GetInt64());
+        Assert.True(File.Exists(Path.Combine(_dir, "last.ckpt")));
+    }
+
+    [Theory]
+    [InlineData("--target", "nosuch")]
+    [InlineData("--model", "densenet40")]
+    [InlineData("--source-batch", "0")]
+    [InlineData("--norm", "bogus")]
+    public void AdaptRejectsBadInputWithOneLineAndExitCode2(string option, string value)
+    {
+        var (code, _, err) = Uan("adapt", "--source", "mnist-subset", "--target", "mnist-subset", option, value, "--out", _dir);
+        Assert.Equal(UanCommand.BadInput, code);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.StartsWith("uan: ", err);
+    }
+
+    [Fact]
+    public void AdaptCompatSaysWhichDeviationsAreActive()
+    {
+        var (code, output, _) = Uan("adapt", "--compat", "--source", "mnist-subset", "--target", "nosuch", "--out", _dir);
+        Assert.Equal(UanCommand.BadInput, code);
+        Assert.Contains("compat: reference-notebook deviations active", output);
+        Assert.Contains("L2-normalised", output);
+    }
+
+    [Fact]
     public void MakeSynDigitsWritesTheDatasetAndDataListFindsIt()
     {
         var (code, output, err) = Uan("data", "make-syndigits", "--train", "30", "--test", "20", "--seed", "2", "--data-dir", _dir);

@@ -153,6 +153,11 @@ public sealed class RunCollection
         {
             try
             {
+                if (Adaptation.AdaMatchResults.IsAdaMatchFile(file))
+                {
+                    warnings.Add($"{file}: skipped, an AdaMatch run (its metrics are per domain, not in this table)");
+                    continue;
+                }
                 var results = RunResults.Load(file);
                 if (results.Config is null || results.Epochs is null)
                 {

@@ -316,7 +316,7 @@ public class ModelTests
     [Fact]
     public void FactoryBuildsByNameAndAlias()
     {
-        Assert.Equal(new[] { "shallow-cnn", "densenet40", "densenet100" }, ModelFactory.Names);
+        Assert.Equal(new[] { "shallow-cnn", "densenet40", "densenet100", "wrn-16-2", "wrn-28-2" }, ModelFactory.Names);
         using var a = ModelFactory.Create("shallow-cnn", 3, 10, 32, "uan:k=3");
         Assert.IsType<UnsupervisedAdaptiveNorm>(Assert.IsType<ShallowCnn>(a).Conv2Norm);
         using var b = ModelFactory.Create("DenseNet-40", 3, 100, 32, "bn", inputNorm: "uan:k=10");

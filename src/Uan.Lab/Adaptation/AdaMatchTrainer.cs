@@ -1,0 +1,394 @@
+using System.Diagnostics;
+using TorchSharp;
+using TorchSharp.Modules;
+using Uan.Lab.Data;
+using Uan.Lab.Models;
+using Uan.Lab.Training;
+using static TorchSharp.torch;
+
+namespace Uan.Lab.Adaptation;
+
+/// <summary>What one AdaMatch step did.</summary>
+/// <param name="Loss">Total loss L.</param>
+/// <param name="SourceLoss">L_src.</param>
+/// <param name="TargetLoss">L_tgt (before the warm-up weight).</param>
+/// <param name="MaskRate">Fraction of target images above the relative confidence threshold.</param>
+/// <param name="LearningRate">Learning rate of the step.</param>
+/// <param name="Warmup">μ(t) of the step.</param>
+/// <param name="SourceCorrect">Weak source images whose interpolated logits pick the label.</param>
+public readonly record struct AdaMatchStep(double Loss, double SourceLoss, double TargetLoss, double MaskRate,
+    double LearningRate, double Warmup, long SourceCorrect);
+
+/// <summary>
+/// AdaMatch training (spec Part B §4.3), one readable step: forward pass 1 on concat[src_w, src_s, tgt_w, tgt_s] in
+/// train mode, forward pass 2 on concat[src_w, src_s] in eval mode (BatchNorm on its running statistics; gradients
+/// flow through both passes, as in the reference's tape), random logit interpolation, distribution alignment,
+/// relative confidence mask, L = L_src + μ(t)·L_tgt (<see cref="AdaMatchMath"/>), Adam (ε = 1e-7, as Keras) with
+/// the cosine-decayed learning rate. After every epoch both test sets are evaluated in eval mode, results.json and
+/// the last checkpoint are written atomically (temporary file, then rename).
+/// <para>
+/// Reproducibility: weights are drawn after <c>manual_seed(seed)</c>; the data order, the augmentations and the
+/// interpolation λ of epoch e depend only on (seed, e), so a run resumed from its last checkpoint continues as one
+/// that was never interrupted. Each epoch takes the first steps of a fresh shuffle of both streams (last partial
+/// batches dropped).
+/// </para>
+/// </summary>
+public sealed class AdaMatchTrainer : IDisposable
+{
+    /// <summary>File name of the last-epoch checkpoint inside the run folder.</summary>
+    public const string LastCheckpoint = "last.ckpt";
+    /// <summary>Weak source images in the fixed batch handed to <see cref="EpochProbe"/> (the reference callback's 64).</summary>
+    public const int ProbeSourceImages = 64;
+    /// <summary>Weak target images in the fixed probe batch (3 × 64, as the reference).</summary>
+    public const int ProbeTargetImages = 192;
+
+    private const string Magic = "UAN-ADAMATCH-1";
+    private readonly AdaMatchData _data;
+    private readonly OptimizerHelper _optimizer;
+    private readonly Parameter[] _parameters;
+    private readonly List<UnsupervisedAdaptiveNorm> _uanLayers;
+
+    /// <summary>Seeds torch, builds the model (a <see cref="WideResNet"/> on raw pixels unless <paramref name="createModel"/> is given) and Adam.</summary>
+    public AdaMatchTrainer(AdaMatchConfig config, AdaMatchData data, string runDir, Func<nn.Module<Tensor, Tensor>>? createModel = null)
+    {
+        Config = config ?? throw new ArgumentNullException(nameof(config));
+        _data = data ?? throw new ArgumentNullException(nameof(data));
+        config.Validate();
+        RunDir = runDir;
+        if (config.Threads is int threads) torch.set_num_threads(threads);
+        Device = torch.device(config.Device);
+
+        long sourceBatches = data.SourceTrain.Count / config.SourceBatch;
+        long targetBatches = data.TargetTrain.Count / config.TargetBatch;
+        if (sourceBatches == 0 || targetBatches == 0)
+            throw new ArgumentException(
+                $"AdaMatch needs at least one full batch of each stream: {data.SourceTrain.Count} source images for batch " +
+                $"{config.SourceBatch}, {data.TargetTrain.Count} target images for batch {config.TargetBatch}");
+        StepsPerEpoch = Math.Min(Math.Min(sourceBatches, targetBatches), config.StepsPerEpoch ?? long.MaxValue);
+        HorizonSteps = config.HorizonSteps ?? (config.Compat ? 10 * sourceBatches : config.Epochs * StepsPerEpoch);
+
+        torch.manual_seed(config.Seed);
+        Model = (createModel ?? (() => CreateModel(config, data.Channels, data.NumClasses)))();
+        Model.to(Device);
+        _parameters = Model.parameters().Where(p => p.requires_grad).ToArray();
+        _uanLayers = Model.modules().OfType<UnsupervisedAdaptiveNorm>().ToList();
+        _optimizer = optim.Adam(_parameters, config.LearningRate, beta1: 0.9, beta2: 0.999, eps: 1e-7);
+    }
+
+    /// <summary>The <see cref="WideResNet"/> of <paramref name="config"/>, on raw 0–255 input.</summary>
+    public static WideResNet CreateModel(AdaMatchConfig config, int inChannels = 3, int numClasses = 10)
+    {
+        var (depth, widen) = ModelFactory.ParseWideResNet(config.Model)
+                             ?? throw new ArgumentException($"AdaMatch: model must be wrn-D-K, got '{config.Model}'");
+        return new WideResNet(depth, widen, inChannels, numClasses, config.Norm, config.InputNorm, name: config.Model);
+    }
+
+    /// <summary>The run's configuration.</summary>
+    public AdaMatchConfig Config { get; }
+    /// <summary>The model being trained.</summary>
+    public nn.Module<Tensor, Tensor> Model { get; }
+    /// <summary>The run folder.</summary>
+    public string RunDir { get; }
+    /// <summary>Device the model runs on.</summary>
+    public Device Device { get; }
+    /// <summary>Steps per epoch: the configured number, capped by the shorter stream.</summary>
+    public long StepsPerEpoch { get; }
+    /// <summary>Horizon T of the learning-rate decay and the warm-up.</summary>
+    public long HorizonSteps { get; }
+
+    /// <summary>
+    /// Optional hook called at the end of every epoch (after evaluation, before the checkpoint, so a resumed run sees
+    /// its side effects too) with the 1-based epoch, the model, a fixed batch of <see cref="ProbeSourceImages"/> weak
+    /// source images and one of <see cref="ProbeTargetImages"/> weak target images (the same images every epoch; on
+    /// the model's device). The model is in eval mode; the hook may change that, training resets it. Meant for
+    /// gradient-variance probes.
+    /// </summary>
+    public Action<int, nn.Module<Tensor, Tensor>, Tensor, Tensor>? EpochProbe { get; set; }
+
+    /// <summary>Called after every finished epoch with its metrics.</summary>
+    public event Action<AdaMatchEpoch>? EpochFinished;
+
+    /// <summary>Learning rate at global step <paramref name="step"/> (0-based).</summary>
+    public double LearningRateAt(long step) => AdaMatchMath.CosineDecay(step, Config.LearningRate, HorizonSteps, Config.LrAlpha);
+
+    /// <summary>Warm-up weight μ at global step <paramref name="step"/> (0-based).</summary>
+    public double WarmupAt(long step) => AdaMatchMath.WarmupWeight(step, HorizonSteps);
+
+    /// <summary>
+    /// One optimisation step on prepared float batches (0–255 scale; source [B_s, C, H, W] weak and strong with int64
+    /// labels, target [B_t, C, H, W] weak and strong) at global step <paramref name="step"/>. λ comes from the global
+    /// generator. Leaves the model in train mode.
+    /// </summary>
+    public AdaMatchStep Step(Tensor sourceWeak, Tensor sourceStrong, Tensor labels, Tensor targetWeak, Tensor targetStrong, long step)
+    {
+        using var scope = NewDisposeScope();
+        double lr = LearningRateAt(step), mu = WarmupAt(step);
+        foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
+        var source = cat([sourceWeak, sourceStrong], 0).to(Device);
+        var all = cat([source, targetWeak.to(Device), targetStrong.to(Device)], 0);
+        var y = labels.to(Device);
+
+        _optimizer.zero_grad();
+        Model.train();
+        var trainLogits = Model.call(all);
+        Model.eval();
+        var evalLogits = Model.call(source);
+        Model.train();
+        var loss = AdaMatchMath.Compute(trainLogits, evalLogits, y, mu, Config.Tau, Config.Compat);
+        double total = loss.Total.item<float>();
+        var result = new AdaMatchStep(total, loss.Source.item<float>(), loss.Target.item<float>(),
+            loss.Mask.mean().item<float>(), lr, mu, loss.SourceWeakLogits.argmax(1).eq(y).sum().item<long>());
+        if (!double.IsFinite(total)) return result;
+        loss.Total.backward();
+        foreach (var layer in _uanLayers) layer.ApplyReferenceUpdate();
+        _optimizer.step();
+        return result;
+    }
+
+    /// <summary>
+    /// Trains until <see cref="AdaMatchConfig.Epochs"/> epochs are done, the loss becomes non-finite (status
+    /// "diverged", no step is taken with it), or <paramref name="cancel"/> fires ("stopped"). With
+    /// <paramref name="resume"/> and a checkpoint in the run folder, continues that run; the configuration must match
+    /// except for epochs, device and threads (a default horizon follows the new epoch count).
+    /// </summary>
+    public AdaMatchResults Run(bool resume = false, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(RunDir);
+        string lastPath = Path.Combine(RunDir, LastCheckpoint);
+        AdaMatchResults results;
+        int start = 0;
+        if (resume && File.Exists(lastPath))
+        {
+            var previous = AdaMatchResults.Load(RunDir);
+            CheckResumable(previous.Config);
+            start = LoadCheckpoint(lastPath);
+            results = previous with
+            {
+                Config = Config, StepsPerEpoch = StepsPerEpoch, HorizonSteps = HorizonSteps,
+                Epochs = previous.Epochs.Where(m => m.Epoch <= start).ToList(),
+            };
+        }
+        else
+        {
+            if (!resume && File.Exists(lastPath))
+                throw new IOException($"{RunDir} already holds a run ({LastCheckpoint}); resume it or choose another folder");
+            results = new AdaMatchResults
+            {
+                Config = Config, StepsPerEpoch = StepsPerEpoch, HorizonSteps = HorizonSteps,
+                Environment = EnvironmentInfo.Capture(), Started = DateTimeOffset.Now,
+                ParameterCount = _parameters.Sum(p => p.numel()),
+            };
+        }
+        results.Status = "running";
+        results.Message = null;
+
+        var sourceLoader = new BatchLoader(_data.SourceTrain, Config.SourceBatch, _data.SourceBase, shuffle: true,
+            training: true, dropLast: true, seed: Config.Seed);
+        var targetLoader = new BatchLoader(_data.TargetTrain, Config.TargetBatch, _data.TargetBase, shuffle: true,
+            training: true, dropLast: true, seed: BatchLoader.DeriveSeed(Config.Seed, 0, 5));
+        var probe = EpochProbe is null ? default : ProbeBatches();
+        try
+        {
+            for (int epoch = start; epoch < Config.Epochs; epoch++)
+            {
+                torch.manual_seed(BatchLoader.DeriveSeed(Config.Seed, epoch, 2));
+                using var sourceAug = new Generator((ulong)(uint)BatchLoader.DeriveSeed(Config.Seed, epoch, 3));
+                using var targetAug = new Generator((ulong)(uint)BatchLoader.DeriveSeed(Config.Seed, epoch, 4));
+                using var sources = sourceLoader.Epoch(epoch).GetEnumerator();
+                using var targets = targetLoader.Epoch(epoch).GetEnumerator();
+                var clock = Stopwatch.StartNew();
+                double lossSum = 0, sourceSum = 0, targetSum = 0, maskSum = 0, lr = 0, mu = 0;
+                long correct = 0, seen = 0, step = 0;
+                for (; step < StepsPerEpoch && sources.MoveNext() && targets.MoveNext(); step++)
+                {
+                    using var s = sources.Current;
+                    using var t = targets.Current;
+                    if (cancel.IsCancellationRequested)
+                        return Finish(results, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
+                                                          $"(the last checkpoint holds {epoch} finished epochs)");
+                    AdaMatchStep r;
+                    using (NewDisposeScope())
+                    {
+                        var sw = _data.Weak.Apply(s.Images, true, sourceAug);
+                        var ss = _data.Strong.Apply(s.Images, true, sourceAug);
+                        var tw = _data.Weak.Apply(t.Images, true, targetAug);
+                        var ts = _data.Strong.Apply(t.Images, true, targetAug);
+                        r = Step(sw, ss, s.Labels, tw, ts, (long)epoch * StepsPerEpoch + step);
+                    }
+                    if (!double.IsFinite(r.Loss))
+                        return Finish(results, "diverged",
+                            $"non-finite loss ({r.Loss}) at epoch {epoch + 1}, step {step + 1} (source {r.SourceLoss}, target {r.TargetLoss}); " +
+                            (epoch > 0 ? $"{LastCheckpoint} keeps epoch {epoch}" : "no checkpoint was written"));
+                    lossSum += r.Loss; sourceSum += r.SourceLoss; targetSum += r.TargetLoss; maskSum += r.MaskRate;
+                    lr = r.LearningRate; mu = r.Warmup;
+                    correct += r.SourceCorrect; seen += s.Count;
+                    progress?.Report(new TrainProgress("train", epoch + 1, Config.Epochs, step + 1, StepsPerEpoch, lossSum / (step + 1),
+                        (double)correct / seen, (seen * 2 + (step + 1) * 2.0 * Config.TargetBatch) / clock.Elapsed.TotalSeconds));
+                }
+                clock.Stop();
+                double trainSeconds = clock.Elapsed.TotalSeconds;
+
+                var evalClock = Stopwatch.StartNew();
+                var sourceTest = Evaluate(_data.SourceTest, _data.SourceBase, "source-test", epoch + 1, progress);
+                var targetTest = Evaluate(_data.TargetTest, _data.TargetBase, "target-test", epoch + 1, progress);
+                evalClock.Stop();
+                var metrics = new AdaMatchEpoch
+                {
+                    Epoch = epoch + 1, LearningRate = lr, Warmup = mu,
+                    TrainLoss = lossSum / step, SourceLoss = sourceSum / step, TargetLoss = targetSum / step, MaskRate = maskSum / step,
+                    SourceTrainAccuracy = (double)correct / seen,
+                    SourceTest = DomainMetrics.From(sourceTest), TargetTest = DomainMetrics.From(targetTest),
+                    TrainSeconds = trainSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds, SecondsPerStep = trainSeconds / step,
+                };
+                if (EpochProbe is { } hook) hook(epoch + 1, Model, probe.Source!, probe.Target!);
+                results.Epochs.Add(metrics);
+                results.TotalSeconds += metrics.TrainSeconds + metrics.EvalSeconds;
+                results.Status = epoch + 1 == Config.Epochs ? "completed" : "running";
+                results.Updated = DateTimeOffset.Now;
+                // results.json first: a resume drops any epoch the checkpoint does not hold.
+                results.Save(RunDir);
+                SaveCheckpoint(lastPath, epoch + 1);
+                EpochFinished?.Invoke(metrics);
+            }
+            return Finish(results, "completed", null);
+        }
+        finally
+        {
+            probe.Source?.Dispose();
+            probe.Target?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Wall seconds of each of <paramref name="steps"/> training steps of <paramref name="config"/>'s model and batch
+    /// sizes on random 0–255 images (<paramref name="channels"/>×<paramref name="imageSize"/>², augmentations
+    /// included), after one untimed warm-up step; no dataset is needed and nothing is written.
+    /// </summary>
+    public static double[] MeasureStepSeconds(AdaMatchConfig config, int steps, int imageSize = 32, int channels = 3, int classes = 10)
+    {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "must be ≥ 1");
+        ImageDataset Random(long count, int seed)
+        {
+            using var scope = NewDisposeScope();
+            using var g = new Generator((ulong)seed);
+            var images = randint(256, [count, channels, imageSize, imageSize], generator: g).to(ScalarType.Byte);
+            var labels = arange(count, ScalarType.Int64) % classes;
+            return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), classes, "random");
+        }
+        using var data = new AdaMatchData(Random(config.SourceBatch, 1), Random(classes, 2), Random(config.TargetBatch, 3),
+            Random(classes, 4), config.WeakFlip, config.StrongOps, config.StrongMagnitude);
+        using var trainer = new AdaMatchTrainer(config with { StepsPerEpoch = null, Compat = false, HorizonSteps = steps + 1 }, data,
+            Path.Combine(Path.GetTempPath(), "uan-adamatch-timing"));
+        using var sourceAug = new Generator(5);
+        using var targetAug = new Generator(6);
+        var times = new double[steps];
+        for (int i = 0; i <= steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            var clock = Stopwatch.StartNew();
+            var source = data.SourceBase.Apply(data.SourceTrain.Images, false, sourceAug);
+            var target = data.TargetTrain.Images.to(ScalarType.Float32);
+            trainer.Step(data.Weak.Apply(source, true, sourceAug), data.Strong.Apply(source, true, sourceAug), data.SourceTrain.Labels,
+                data.Weak.Apply(target, true, targetAug), data.Strong.Apply(target, true, targetAug), i);
+            if (i > 0) times[i - 1] = clock.Elapsed.TotalSeconds;
+        }
+        return times;
+    }
+
+    /// <summary>Loss, accuracy and macro P/R/F1 of the model (eval mode, no gradients) on a test split.</summary>
+    public ClassificationMetrics Evaluate(ImageDataset split, DataPipeline pipeline, string phase = "eval", int epoch = 0,
+        IProgress<TrainProgress>? progress = null)
+    {
+        var metrics = new ClassificationMetrics(_data.NumClasses);
+        var loader = new BatchLoader(split, Config.EvalBatch, pipeline, shuffle: false, training: false);
+        Model.eval();
+        using var noGrad = no_grad();
+        long step = 0;
+        foreach (var batch in loader.Epoch(0))
+        {
+            using (batch)
+            using (NewDisposeScope())
+            {
+                var labels = batch.Labels.to(Device);
+                var logits = Model.call(batch.Images.to(Device));
+                metrics.Add(logits, labels, nn.functional.cross_entropy(logits, labels).item<float>());
+                progress?.Report(new TrainProgress(phase, epoch, Config.Epochs, ++step, loader.BatchesPerEpoch, metrics.Loss, metrics.Accuracy, 0));
+            }
+        }
+        return metrics;
+    }
+
+    /// <summary>The fixed weak batches of <see cref="EpochProbe"/>: the first images of each training set, flipped with a fixed seed.</summary>
+    private (Tensor? Source, Tensor? Target) ProbeBatches()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator((ulong)(uint)BatchLoader.DeriveSeed(Config.Seed, 0, 6));
+        Tensor Take(ImageDataset set, DataPipeline geometry, int count)
+        {
+            var images = geometry.Apply(set.Images.narrow(0, 0, Math.Min(count, set.Count)), false, generator);
+            return _data.Weak.Apply(images, true, generator).to(Device);
+        }
+        var source = Take(_data.SourceTrain, _data.SourceBase, ProbeSourceImages);
+        var target = Take(_data.TargetTrain, _data.TargetBase, ProbeTargetImages);
+        return (source.DetachFromDisposeScope(), target.DetachFromDisposeScope());
+    }
+
+    private AdaMatchResults Finish(AdaMatchResults results, string status, string? message)
+    {
+        results.Status = status;
+        results.Message = message;
+        results.Updated = DateTimeOffset.Now;
+        results.Save(RunDir);
+        return results;
+    }
+
+    private void CheckResumable(AdaMatchConfig saved)
+    {
+        var a = saved with { Epochs = 0, Device = "", Threads = null };
+        var b = Config with { Epochs = 0, Device = "", Threads = null };
+        if (a != b)
+            throw new ArgumentException($"cannot resume {RunDir}: its configuration differs from this one " +
+                                        $"(saved: {System.Text.Json.JsonSerializer.Serialize(a, RunResults.Json).ReplaceLineEndings(" ")})");
+    }
+
+    private void SaveCheckpoint(string path, int epoch)
+    {
+        string tmp = path + ".tmp";
+        using (var stream = File.Create(tmp))
+        using (var writer = new BinaryWriter(stream))
+        {
+            writer.Write(Magic);
+            writer.Write(epoch);
+            Model.save(writer);
+            _optimizer.save_state_dict(writer);
+            writer.Flush();
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private int LoadCheckpoint(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var reader = new BinaryReader(stream);
+            if (reader.ReadString() != Magic) throw new InvalidDataException($"{path}: not an AdaMatch checkpoint");
+            int epoch = reader.ReadInt32();
+            Model.load(reader);
+            _optimizer.load_state_dict(reader);
+            return epoch;
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException($"{path}: checkpoint is truncated", e);
+        }
+    }
+
+    /// <summary>Releases the model and the optimizer.</summary>
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        Model.Dispose();
+    }
+}

@@ -1,0 +1,36 @@
+using Uan.Lab.Adaptation;
+using Uan.Lab.Reporting;
+
+namespace Uan.Lab.Tests.Adaptation;
+
+public sealed class AdaMatchResultsTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-adamatch-results-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public void RoundTripsAndIsSkippedByTheClassificationReport()
+    {
+        var results = new AdaMatchResults
+        {
+            Config = AdaMatchConfig.Paper with { Target = "svhn", InputNorm = "uan:k=2" },
+            StepsPerEpoch = 381, HorizonSteps = 38100,
+            Epochs = [new AdaMatchEpoch { Epoch = 1, TargetTest = new DomainMetrics { Accuracy = 0.25, F1 = 0.2, Count = 26032 } }],
+        };
+        var run = Path.Combine(_dir, "ada");
+        results.Save(run);
+        Assert.True(AdaMatchResults.IsAdaMatchFile(Path.Combine(run, "results.json")));
+        var loaded = AdaMatchResults.Load(run);
+        Assert.Equal(results.Config, loaded.Config);
+        Assert.Equal(0.25, loaded.Epochs[0].TargetTest.Accuracy);
+        Assert.False(File.Exists(Path.Combine(run, "results.json.tmp")));
+
+        var collection = RunCollection.Load(_dir);
+        Assert.Empty(collection.Runs);
+        Assert.Contains(collection.Warnings, w => w.Contains("AdaMatch"));
+    }
+}

@@ -1,0 +1,164 @@
+using TorchSharp;
+using Uan.Lab.Adaptation;
+using Uan.Lab.Data;
+using Uan.Lab.Models;
+using Uan.Lab.Tests.Training;
+using static TorchSharp.torch;
+
+namespace Uan.Lab.Tests.Adaptation;
+
+[Collection(nameof(GlobalRngCollection))]
+public class AdaMatchTrainerTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-adamatch-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>
+    /// Toy digits: class k is a bright bar at row band k of a dark image, with noise. Source: 1×12×12 (padded to
+    /// 16×16×3); target: 3×16×16 with a coloured, brighter background (a domain shift).
+    /// </summary>
+    private static ImageDataset Toy(int count, bool source, int seed)
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator((ulong)seed);
+        int size = source ? 12 : 16, channels = source ? 1 : 3;
+        var labels = arange(count, ScalarType.Int64) % 10;
+        var rows = arange(size, ScalarType.Float32).view(1, 1, -1, 1);
+        var band = (labels.to(ScalarType.Float32) * (size / 10.0)).view(-1, 1, 1, 1);
+        var bar = (rows - band).abs().lt(1.0f).to(ScalarType.Float32).expand(count, channels, size, size);
+        var noise = rand([count, channels, size, size], ScalarType.Float32, generator: g) * 40;
+        var background = source ? 0 : 60;
+        var images = (bar * 200 + noise + background).clamp(0, 255).to(ScalarType.Byte);
+        return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), 10, source ? "toy-source" : "toy-target");
+    }
+
+    private static AdaMatchData Data() =>
+        new(Toy(160, true, 1), Toy(40, true, 2), Toy(240, false, 3), Toy(40, false, 4));
+
+    private static AdaMatchConfig Config(int epochs = 2, int seed = 5) => new()
+    {
+        Source = "toy-source", Target = "toy-target", Model = "wrn-10-1", Norm = "bn", Epochs = epochs, StepsPerEpoch = 3,
+        SourceBatch = 8, TargetMultiplier = 3, LearningRate = 0.003, HorizonSteps = 12, Seed = seed, EvalBatch = 20,
+    };
+
+    private static Dictionary<string, float[]> Weights(nn.Module model) =>
+        model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
+
+    [Fact]
+    public void AFewStepsLowerTheSourceLoss()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config(), data, _dir);
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        using var g = new Generator(2);
+        var idx = arange(8, ScalarType.Int64);
+        var src = data.SourceBase.Apply(data.SourceTrain.Images.index_select(0, idx), false, g);
+        var tgt = data.TargetTrain.Images.index_select(0, arange(24, ScalarType.Int64)).to(ScalarType.Float32);
+        var labels = data.SourceTrain.Labels.index_select(0, idx);
+        var sw = data.Weak.Apply(src, true, g);
+        var ss = data.Strong.Apply(src, true, g);
+        var tw = data.Weak.Apply(tgt, true, g);
+        var ts = data.Strong.Apply(tgt, true, g);
+        var first = trainer.Step(sw, ss, labels, tw, ts, 0);
+        AdaMatchStep last = first;
+        for (int i = 1; i < 15; i++) last = trainer.Step(sw, ss, labels, tw, ts, i);
+        Assert.True(double.IsFinite(first.Loss) && double.IsFinite(last.Loss));
+        Assert.True(last.SourceLoss < 0.7 * first.SourceLoss, $"source loss {first.SourceLoss} → {last.SourceLoss}");
+        Assert.Equal(0, first.Warmup);
+        Assert.Equal(0.003, first.LearningRate, 12);
+    }
+
+    [Fact]
+    public void SameSeedSameRunAndResumeContinuesExactly()
+    {
+        AdaMatchResults straight;
+        Dictionary<string, float[]> straightWeights;
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "a")))
+        {
+            straight = trainer.Run();
+            straightWeights = Weights(trainer.Model);
+        }
+        Assert.Equal("completed", straight.Status);
+        Assert.Equal(2, straight.Epochs.Count);
+        Assert.Equal(3, straight.StepsPerEpoch);
+        Assert.True(File.Exists(Path.Combine(_dir, "a", "results.json")));
+        Assert.True(File.Exists(Path.Combine(_dir, "a", AdaMatchTrainer.LastCheckpoint)));
+        var loaded = AdaMatchResults.Load(Path.Combine(_dir, "a"));
+        Assert.Equal(straight.Epochs[1].TargetTest.Accuracy, loaded.Epochs[1].TargetTest.Accuracy);
+        Assert.Equal(40, loaded.Epochs[1].SourceTest.Count);
+        Assert.Equal(40, loaded.Epochs[1].TargetTest.Count);
+
+        using (var data = Data())
+        using (var again = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "b")))
+        {
+            var repeat = again.Run();
+            Assert.Equal(straight.Epochs.Select(e => e.TrainLoss), repeat.Epochs.Select(e => e.TrainLoss));
+            Assert.Equal(straightWeights, Weights(again.Model));
+        }
+
+        using (var data = Data())
+        using (var firstHalf = new AdaMatchTrainer(Config(epochs: 1), data, Path.Combine(_dir, "c")))
+            Assert.Equal("completed", firstHalf.Run().Status);
+        using (var data = Data())
+        using (var resumed = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "c")))
+        {
+            var r = resumed.Run(resume: true);
+            Assert.Equal(2, r.Epochs.Count);
+            Assert.Equal(straight.Epochs[1].TrainLoss, r.Epochs[1].TrainLoss, 5);
+            var w = Weights(resumed.Model);
+            foreach (var (name, values) in straightWeights)
+                Assert.True(values.Zip(w[name]).All(p => Math.Abs(p.First - p.Second) < 1e-5), $"{name} differs after resume");
+        }
+    }
+
+    [Fact]
+    public void ProbeHookGetsFixedBatchesEveryEpoch()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config(), data, _dir);
+        var seen = new List<(int Epoch, float[] Source, long[] SourceShape, long[] TargetShape)>();
+        trainer.EpochProbe = (epoch, model, source, target) =>
+            seen.Add((epoch, source.data<float>().ToArray(), source.shape, target.shape));
+        trainer.Run();
+        Assert.Equal(new[] { 1, 2 }, seen.Select(s => s.Epoch));
+        Assert.Equal(new long[] { 64, 3, 16, 16 }, seen[0].SourceShape);
+        Assert.Equal(new long[] { 192, 3, 16, 16 }, seen[0].TargetShape);
+        Assert.Equal(seen[0].Source, seen[1].Source);
+    }
+
+    [Fact]
+    public void NonFiniteLossStopsWithAClearMessage()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config(), data, _dir, () => new Poisoned());
+        var r = trainer.Run();
+        Assert.Equal("diverged", r.Status);
+        Assert.Contains("non-finite loss", r.Message);
+        Assert.Contains("epoch 1, step 1", r.Message);
+        Assert.Empty(r.Epochs);
+    }
+
+    [Fact]
+    public void ConfigValidationNamesTheField()
+    {
+        Assert.Contains("wrn", Assert.Throws<ArgumentException>(() => (Config() with { Model = "densenet40" }).Validate()).Message);
+        Assert.Contains("source batch", Assert.Throws<ArgumentException>(() => (Config() with { SourceBatch = 0 }).Validate()).Message);
+        using var data = Data();
+        Assert.Throws<ArgumentException>(() => new AdaMatchTrainer(Config() with { SourceBatch = 1000 }, data, _dir));
+    }
+
+    private sealed class Poisoned : nn.Module<Tensor, Tensor>
+    {
+        private readonly WideResNet inner = new(10, 1, norm: "bn");
+
+        public Poisoned() : base("poisoned") => RegisterComponents();
+
+        public override Tensor forward(Tensor x) => inner.call(x) * double.NaN;
+    }
+}

@@ -1,3 +1,4 @@
+using Uan.Lab.Diagnostics;
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
@@ -45,11 +46,12 @@ internal static class AdaptCommand
         var testLimit = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many images of each test set" };
         var timeSteps = new Option<int?>("--time-steps") { Description = "Only time this many training steps on random images of the configured sizes, then exit" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
+        var probe = new Option<bool>("--probe") { Description = "At each epoch end, record the gradient variance (the paper's d Σlogits/dθ) on a fixed source and target batch into gradient-probe.json, for uan figures" };
         var output = new Option<string?>("--out", "-o") { Description = "Output folder (default runs/adapt/SOURCE-TARGET-MODEL-NORM-sSEED)" };
 
         var command = new Command("adapt", "Domain adaptation with AdaMatch (source → target); writes results.json and a checkpoint per epoch.");
         foreach (var o in new Option[] { source, target, model, norm, inputNorm, epochs, steps, sourceBatch, multiplier, lr, horizon, seed,
-                     threads, device, compat, paperOption, noFlip, sourceLimit, targetLimit, testLimit, timeSteps, resume, output })
+                     threads, device, compat, paperOption, noFlip, sourceLimit, targetLimit, testLimit, timeSteps, resume, probe, output })
             command.Options.Add(o);
 
         command.SetAction(p => UanCommand.Guard(ui, () =>
@@ -115,6 +117,19 @@ internal static class AdaptCommand
             using var trainer = new AdaMatchTrainer(config, data, dir);
             ui.Info($"{trainer.StepsPerEpoch} steps per epoch, horizon T = {trainer.HorizonSteps} steps, " +
                     $"{ModelCount(trainer)} parameters");
+            if (p.GetValue(probe))
+            {
+                // Kept whole and rewritten after each epoch; on resume the earlier epochs' records stay.
+                string logPath = Path.Combine(dir, GradientProbeLog.FileName);
+                var records = p.GetValue(resume) && File.Exists(logPath) ? GradientProbeLog.Load(logPath).ToList() : [];
+                trainer.EpochProbe = (epoch, model, src, tgt) =>
+                {
+                    records.RemoveAll(r => r.Epoch >= epoch);
+                    foreach (var (domain, batch) in new[] { ("source", src), ("target", tgt) })
+                        records.Add(GradientProbeRecord.From(epoch, domain, GradientProbe.Measure(model, batch, null)));
+                    GradientProbeLog.Save(dir, records);
+                };
+            }
             trainer.EpochFinished += m =>
             {
                 if (ui.Quiet) return;

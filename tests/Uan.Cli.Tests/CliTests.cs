@@ -174,7 +174,7 @@ public sealed class CliTests : IDisposable
     public void AdaptRunsATinyAdaptationAndPrintsThePapersNumbersBesideOurs()
     {
         var (code, output, err) = Uan("adapt", "--source", "mnist-subset", "--target", "mnist-subset", "--model", "wrn-10-1",
-            "--epochs", "1", "--steps-per-epoch", "2", "--source-batch", "4", "--test-limit", "20", "--out", _dir);
+            "--epochs", "1", "--steps-per-epoch", "2", "--source-batch", "4", "--test-limit", "20", "--probe", "--out", _dir);
         Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
         Assert.Contains("epoch 1/1", output);
         Assert.Contains("source test acc", output);
@@ -186,6 +186,15 @@ public sealed class CliTests : IDisposable
         var epoch = json.RootElement.GetProperty("epochs")[0];
         Assert.Equal(20, epoch.GetProperty("targetTest").GetProperty("count").GetInt64());
         Assert.True(File.Exists(Path.Combine(_dir, "last.ckpt")));
+        // --probe: one record per domain for the epoch, finite positive variances, max ≥ mean.
+        var probes = global::Uan.Lab.Diagnostics.GradientProbeLog.Load(_dir);
+        Assert.Equal(new[] { "source", "target" }, probes.Select(r => r.Domain).ToArray());
+        Assert.All(probes, r =>
+        {
+            Assert.Equal(1, r.Epoch);
+            Assert.Equal("paper", r.Definition);
+            Assert.True(r.Mean > 0 && double.IsFinite(r.Max) && r.Max >= r.Mean, $"{r}");
+        });
     }
 
     [Theory]

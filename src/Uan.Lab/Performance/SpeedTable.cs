@@ -14,7 +14,7 @@ public static class SpeedTable
         sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|");
         foreach (var r in rows)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Shape} | {r.Name} | {(r.Name == "BatchNorm" ? "native" : r.Fused ? "fused" : "tensor-op")} | {(r.Backward ? "fwd+bwd" : "fwd")} | {r.Milliseconds:F1} | {r.BatchNormMilliseconds:F1} | {r.Ratio:F2}× | {Kept(r)} |"));
+                $"| {r.Shape} | {r.Name} | {Path(r)} | {(r.Backward ? "fwd+bwd" : "fwd")} | {r.Milliseconds:F1} | {r.BatchNormMilliseconds:F1} | {r.Ratio:F2}× | {Kept(r)} |"));
         return sb.ToString();
     }
 
@@ -29,6 +29,13 @@ public static class SpeedTable
                 $"| {r.Model} | {r.Norm} | {r.Milliseconds:F1} | {r.BatchNormMilliseconds:F1} | {r.Ratio:F2}× |"));
         return sb.ToString();
     }
+
+    // TorchSharp's own modules (BatchNorm, GroupNorm, LayerNorm) have one path; UAN and MN have the fused kernels and
+    // the tensor-op reference.
+    static string Path(SpeedRow r) =>
+        r.Name.StartsWith("UAN", StringComparison.Ordinal) || r.Name.StartsWith("MixtureNorm", StringComparison.Ordinal)
+            ? (r.Fused ? "fused" : "tensor-op")
+            : "native";
 
     static string Kept(SpeedRow r) => r.KeptBytes is long b
         ? string.Create(CultureInfo.InvariantCulture, $"{b / 1048576.0:F1} MB ({r.KeptInputs:F2}× input)")

@@ -5,6 +5,8 @@ using static TorchSharp.torch;
 
 namespace Uan.Lab.Tests.Diagnostics;
 
+// The probe must restore torch's global generator, and a test running alongside would move it: run alone.
+[Collection(nameof(Uan.Lab.Tests.Training.GlobalRngCollection))]
 public class GradientProbeTests
 {
     private static Sequential SmallNet(string norm) => nn.Sequential(

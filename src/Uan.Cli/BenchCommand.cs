@@ -52,15 +52,17 @@ internal static class BenchCommand
             var rows = new List<SpeedRow>();
             foreach (var shape in parsedShapes)
                 rows.AddRange(SpeedCheck.MeasureNorms(shape, SpeedCheck.DefaultCases(shape[1], kv), !p.GetValue(forwardOnly),
-                    p.GetValue(repeats), p.GetValue(referenceRepeats), progress: progress));
-            md.AppendLine(SpeedTable.Norms(rows));
+                    p.GetValue(repeats), p.GetValue(referenceRepeats), memory: false, progress: progress));
+            List<StepRow>? steps = null;
             if (!p.GetValue(noStep))
-            {
-                var steps = SpeedCheck.MeasureShallowCnnStep(
+                steps = SpeedCheck.MeasureShallowCnnStep(
                     [$"uan:k={kv}", $"uan:k={kv},mode=batchstats", $"mn:k={kv}"], repeats: p.GetValue(stepRepeats),
                     warmup: 1, progress: progress);
-                md.AppendLine(SpeedTable.Steps(steps));
-            }
+            // Memory last: measuring it changes the allocator's behaviour for the rest of the process.
+            progress.Report("memory kept for backward");
+            rows = SpeedCheck.AddMemory(rows, parsedShapes.SelectMany(s => SpeedCheck.DefaultCases(s[1], kv)).DistinctBy(c => (c.Name, c.Fused)));
+            md.AppendLine(SpeedTable.Norms(rows));
+            if (steps is not null) md.AppendLine(SpeedTable.Steps(steps));
             ui.Result(md.ToString());
             if (p.GetValue(outFile) is string path)
             {

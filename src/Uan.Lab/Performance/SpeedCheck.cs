@@ -111,6 +111,35 @@ public static class SpeedCheck
     }
 
     /// <summary>
+    /// Adds the memory kept for backward to rows measured with <c>memory: false</c>. Call it after every timing:
+    /// the measurement fixes glibc's mmap threshold for the rest of the process, which makes each new large tensor
+    /// cost page faults and would slow the timings of small shapes.
+    /// </summary>
+    public static List<SpeedRow> AddMemory(IReadOnlyList<SpeedRow> rows, IEnumerable<SpeedCase> cases)
+    {
+        var result = new List<SpeedRow>();
+        var caseList = cases.ToList();
+        foreach (var group in rows.GroupBy(r => r.Shape))
+        {
+            var shape = ParseShape(group.Key);
+            using var scope = NewDisposeScope();
+            var x = randn(shape, generator: new Generator(20241)) * 1.5 + 0.3;
+            long inputBytes = Bytes(x);
+            foreach (var row in group)
+            {
+                string spec = row.Name == "BatchNorm" ? "bn"
+                    : caseList.First(c => c.Name == row.Name && c.Fused == row.Fused).Spec;
+                using var path = UanKernels.Use(row.Fused);
+                using var layer = Norms.Create(spec, shape[1], shape.Length - 2);
+                layer.train();
+                long? kept = KeptBytes(layer, x, true);
+                result.Add(row with { KeptBytes = kept, KeptInputs = kept / (double)inputBytes });
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
     /// One training step (forward, cross-entropy, backward, AdamW step) of the shallow CNN with each norm at conv2
     /// against the same step with BatchNorm there, on random [batch, 1, size, size] images; median of paired ratios.
     /// </summary>

@@ -67,10 +67,7 @@ internal static class BenchCommand
             if (p.GetValue(outFile) is string path)
             {
                 string full = Path.GetFullPath(path);
-                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-                string tmp = full + ".tmp";
-                File.WriteAllText(tmp, md.ToString());
-                File.Move(tmp, full, overwrite: true);
+                Uan.Lab.AtomicFile.WriteAllText(full, md.ToString());
                 ui.Result($"written: {full}");
             }
             return 0;

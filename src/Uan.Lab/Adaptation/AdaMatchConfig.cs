@@ -201,14 +201,8 @@ public sealed record AdaMatchResults
     public long ParameterCount { get; init; }
 
     /// <summary>Writes <c>results.json</c> via a temporary file and a rename.</summary>
-    public void Save(string runDir)
-    {
-        Directory.CreateDirectory(runDir);
-        var path = Path.Combine(runDir, RunResults.FileName);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(this, RunResults.Json));
-        File.Move(tmp, path, overwrite: true);
-    }
+    public void Save(string runDir) =>
+        AtomicFile.WriteAllText(Path.Combine(runDir, RunResults.FileName), JsonSerializer.Serialize(this, RunResults.Json));
 
     /// <summary>True when <paramref name="path"/> is a results file written by AdaMatch (its <c>kind</c> is "adamatch").</summary>
     public static bool IsAdaMatchFile(string path)

@@ -26,21 +26,8 @@ public static class GradientProbeLog
     public const string FileName = "gradient-probe.json";
 
     /// <summary>Writes <paramref name="records"/> to <c>RUN_DIR/gradient-probe.json</c> via a temporary file and a rename.</summary>
-    public static void Save(string runDir, IEnumerable<GradientProbeRecord> records)
-    {
-        Directory.CreateDirectory(runDir);
-        var path = Path.Combine(runDir, FileName);
-        var tmp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            File.WriteAllText(tmp, JsonSerializer.Serialize(records.ToList(), RunResults.Json));
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
+    public static void Save(string runDir, IEnumerable<GradientProbeRecord> records) =>
+        AtomicFile.WriteAllText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(records.ToList(), RunResults.Json));
 
     /// <summary>Reads the file of a run folder (or the file itself); the error names the file when it is not valid.</summary>
     public static IReadOnlyList<GradientProbeRecord> Load(string path)

@@ -120,26 +120,14 @@ public static class SnapshotFiles
         return (epoch, new ActivationSet(label, norm, channels, values, mixtures));
     });
 
-    private static void Write(string path, string kind, Action<BinaryWriter> body)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var tmp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
+    private static void Write(string path, string kind, Action<BinaryWriter> body) =>
+        AtomicFile.Write(path, stream =>
         {
-            using (var stream = File.Create(tmp))
-            using (var w = new BinaryWriter(stream, Encoding.UTF8))
-            {
-                w.Write(Magic);
-                w.Write(kind);
-                body(w);
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
+            using var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+            w.Write(Magic);
+            w.Write(kind);
+            body(w);
+        });
 
     private static T Read<T>(string path, string kind, Func<BinaryReader, T> body)
     {

@@ -137,9 +137,9 @@ public static class FiguresWriter
         }
 
         var json = Path.Combine(outDir, JsonFileName);
-        LearningCurves.WriteAtomically(json, JsonSerializer.SerializeToUtf8Bytes(tsne, RunResults.Json));
+        AtomicFile.WriteAllBytes(json, JsonSerializer.SerializeToUtf8Bytes(tsne, RunResults.Json));
         var md = Path.Combine(outDir, MarkdownFileName);
-        LearningCurves.WriteAtomically(md, new UTF8Encoding(false).GetBytes(Markdown(dir, runs, tsne, written, warnings, o)));
+        AtomicFile.WriteAllBytes(md, new UTF8Encoding(false).GetBytes(Markdown(dir, runs, tsne, written, warnings, o)));
         written.Add(json);
         written.Add(md);
         return new FiguresSummary(written, tsne, warnings);

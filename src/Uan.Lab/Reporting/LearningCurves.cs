@@ -72,7 +72,7 @@ public sealed class LearningCurves
                 if (png is null) continue;
                 var path = Path.Combine(dir,
                     $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{metric.FileSuffix}.png");
-                WriteAtomically(path, png);
+                AtomicFile.WriteAllBytes(path, png);
                 written.Add(path);
             }
         }
@@ -124,18 +124,4 @@ public sealed class LearningCurves
         return new string(name.Select(c => invalid.Contains(c) || char.IsWhiteSpace(c) ? '-' : c).ToArray());
     }
 
-    /// <summary>Writes via a temporary file and a rename so a viewer never reads half an image.</summary>
-    internal static void WriteAtomically(string path, byte[] bytes)
-    {
-        var tmp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            File.WriteAllBytes(tmp, bytes);
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
 }

@@ -46,7 +46,7 @@ public static class PanelGrid
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        LearningCurves.WriteAtomically(path, bytes);
+        AtomicFile.WriteAllBytes(path, bytes);
     }
 
     /// <summary>A file-system-safe form of a label (invalid characters and spaces become '-').</summary>

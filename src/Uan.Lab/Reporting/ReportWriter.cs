@@ -70,7 +70,7 @@ public static class ReportWriter
         }
 
         var path = Path.Combine(outDir, ComparisonFileName);
-        LearningCurves.WriteAtomically(path, new UTF8Encoding(false).GetBytes(md.ToString()));
+        AtomicFile.WriteAllBytes(path, new UTF8Encoding(false).GetBytes(md.ToString()));
         return new ReportSummary(path, plots, runs.Runs.Count, runs.Groups.Count, runs.Warnings, best, last);
     }
 }

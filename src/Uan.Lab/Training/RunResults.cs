@@ -161,14 +161,8 @@ public sealed record RunResults
     };
 
     /// <summary>Writes the file via a temporary file and a rename, so readers never see half a file.</summary>
-    public void Save(string runDir)
-    {
-        Directory.CreateDirectory(runDir);
-        var path = Path.Combine(runDir, FileName);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
-        File.Move(tmp, path, overwrite: true);
-    }
+    public void Save(string runDir) =>
+        AtomicFile.WriteAllText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(this, Json));
 
     /// <summary>Reads a results file; the error names the file when it is not valid.</summary>
     public static RunResults Load(string path)

@@ -250,22 +250,16 @@ public sealed class Trainer : IDisposable
                                         $"(saved: {System.Text.Json.JsonSerializer.Serialize(a, RunResults.Json).ReplaceLineEndings(" ")})");
     }
 
-    private void SaveCheckpoint(string path, int epoch, double bestVal)
-    {
-        string tmp = path + ".tmp";
-        using (var stream = File.Create(tmp))
-        using (var writer = new BinaryWriter(stream))
+    private void SaveCheckpoint(string path, int epoch, double bestVal) =>
+        AtomicFile.Write(path, stream =>
         {
+            using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
             writer.Write(Magic);
             writer.Write(epoch);
             writer.Write(bestVal);
             Model.save(writer);
             _optimizer.save_state_dict(writer);
-            writer.Flush();
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
+        });
 
     private (int Epoch, double BestVal) LoadCheckpoint(string path, bool withOptimizer)
     {

@@ -308,6 +308,17 @@ internal static unsafe class MixtureKernel
         return mask / sum;
     }
 
+    /// <summary>Adds τ, τ d, τ d², τ² to the four accumulators at <paramref name="a"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddMoments<T>(Vector<T>* a, Vector<T> tau, Vector<T> d) where T : unmanaged, INumberBase<T>
+    {
+        var td = tau * d;
+        a[0] += tau;
+        a[1] += td;
+        a[2] += td * d;
+        a[3] += tau * tau;
+    }
+
     struct StatsPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
     {
         public static int Slots(int k) => 4 * k;
@@ -320,14 +331,7 @@ internal static unsafe class MixtureKernel
             var inside = Vector.GreaterThan(mask, Vector<T>.Zero);
             for (int j = 0; j < l.K; j++)
             {
-                var tau = l.P[j] * inv;
-                var d = xv - l.Mu[j];
-                var td = tau * d;
-                Vector<T>* a = acc + 4 * j;
-                a[0] += tau;
-                a[1] += td;
-                a[2] += td * d;
-                a[3] += tau * tau;
+                AddMoments(acc + 4 * j, l.P[j] * inv, xv - l.Mu[j]);
                 max[j] = Vector.ConditionalSelect(inside, Vector.Max(max[j], l.Tb[j]), max[j]);
             }
             return Vector<T>.Zero;
@@ -343,18 +347,9 @@ internal static unsafe class MixtureKernel
             Vector<T>* max)
         {
             var inv = SoftmaxWithLog(xv, mask, ref l);
+            // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
             for (int j = 0; j < l.K; j++)
-            {
-                // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
-                var tau = Exp(l.Tb[j] - l.Alpha[j]) * inv;
-                var d = xv - l.Mu[j];
-                var td = tau * d;
-                Vector<T>* a = acc + 4 * j;
-                a[0] += tau;
-                a[1] += td;
-                a[2] += td * d;
-                a[3] += tau * tau;
-            }
+                AddMoments(acc + 4 * j, Exp(l.Tb[j] - l.Alpha[j]) * inv, xv - l.Mu[j]);
             return Vector<T>.Zero;
         }
     }

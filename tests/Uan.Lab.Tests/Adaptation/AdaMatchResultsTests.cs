@@ -27,7 +27,7 @@ public sealed class AdaMatchResultsTests : IDisposable
         var loaded = AdaMatchResults.Load(run);
         Assert.Equal(results.Config, loaded.Config);
         Assert.Equal(0.25, loaded.Epochs[0].TargetTest.Accuracy);
-        Assert.False(File.Exists(Path.Combine(run, "results.json.tmp")));
+        Assert.Empty(Directory.GetFiles(run, "*.tmp"));
 
         var collection = RunCollection.Load(_dir);
         Assert.Empty(collection.Runs);

@@ -13,6 +13,13 @@ if (args.Length > 0 && args[0] == "profile")
     Profile(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 256, 128, 14, 14 });
     return;
 }
+if (args.Length > 0 && args[0] == "rows")
+{
+    RowsLayout(args.Length > 1 ? int.Parse(args[1]) : 21,
+        args.Length > 2 ? args.Skip(2).Select(a => a.Split('x').Select(long.Parse).ToArray()).ToArray()
+            : new[] { new long[] { 512, 256 }, new long[] { 256, 64, 2, 2 } });
+    return;
+}
 if (args.Length > 0 && args[0] == "far")
 {
     FarComponent(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
@@ -187,5 +194,48 @@ static void FarComponent(long[] shape)
         using var path = UanKernels.Use(fused);
         double tn = Best(() => Time(near)), tf = Best(() => Time(far));
         Console.WriteLine($"  {(fused ? "fused" : "tensor-op"),-9} near {tn,8:F1} ms ({tn / tbn:F2}x BN)   one far component {tf,8:F1} ms ({tf / tbn:F2}x BN)");
+    }
+}
+
+// Short spatial runs: the fused kernels on the caller's layout against the channel-rows copy ([1, C, N·S]),
+// interleaved in one process, each as a ratio to BatchNorm timed next to it.
+static void RowsLayout(int reps, long[][] shapes)
+{
+    manual_seed(0);
+    Console.WriteLine($"threads: torch {get_num_threads()}; median of {reps}; fwd+bwd ms and ratio to BatchNorm");
+    foreach (var shape in shapes)
+    {
+        long c = shape[1];
+        using var scope = NewDisposeScope();
+        var x = randn(shape) * 1.5 + 0.3;
+        var g = randn(shape);
+        using var bn = shape.Length == 2 ? (nn.Module<Tensor, Tensor>)nn.BatchNorm1d(c) : nn.BatchNorm2d(c);
+        var layers = new (string Name, nn.Module<Tensor, Tensor> Layer)[]
+        {
+            ("Paper", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper })),
+            ("BatchStats", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats })),
+            ("MixtureNorm", new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 })),
+        };
+        bn.train();
+        foreach (var (_, l) in layers) { l.train(); Step(l, x, g); }
+        Console.WriteLine($"[{string.Join(",", shape)}]");
+        foreach (var (name, layer) in layers)
+        {
+            var t = new Dictionary<bool, List<double>> { [true] = new(), [false] = new() };
+            var r = new Dictionary<bool, List<double>> { [true] = new(), [false] = new() };
+            for (int i = 0; i < reps; i++)
+                foreach (bool rows in new[] { i % 2 == 0, i % 2 != 0 })
+                {
+                    ChannelRows.Enabled = rows;
+                    double tb = Step(bn, x, g), tu = Step(layer, x, g), tb2 = Step(bn, x, g);
+                    t[rows].Add(tu);
+                    r[rows].Add(tu / ((tb + tb2) / 2));
+                }
+            ChannelRows.Enabled = true;
+            static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
+            Console.WriteLine($"  {name,-12} caller layout {Median(t[false]),8:F2} ms ({Median(r[false]),7:F1}x)   " +
+                              $"channel rows {Median(t[true]),8:F2} ms ({Median(r[true]),7:F1}x)   speed-up {Median(t[false]) / Median(t[true]):F2}");
+        }
+        foreach (var (_, l) in layers) l.Dispose();
     }
 }

@@ -132,7 +132,9 @@ public static class MixtureEm
     /// </summary>
     internal static GaussianMixture FitInput(Tensor x, GaussianMixture start, int iterations)
     {
-        if (!FusedEm.CanFuse(x, start)) return Fit(ToRows(x).to(start.Means.dtype), start, iterations);
+        // Short spatial runs waste the kernel's vector lanes; rows [C, N·S] are one long run per channel.
+        if (!FusedEm.CanFuse(x, start) || Kernels.ChannelRows.Wanted(x))
+            return Fit(ToRows(x).to(start.Means.dtype), start, iterations);
         using var _ = no_grad();
         var current = start;
         for (int i = 0; i < iterations; i++)
@@ -148,7 +150,11 @@ public static class MixtureEm
     }
 
     /// <summary>An input [N, C, ...] as rows [C, N·spatial], detached.</summary>
-    public static Tensor ToRows(Tensor x) => x.detach().transpose(0, 1).reshape(x.shape[1], -1);
+    /// <remarks>
+    /// Always contiguous: for a 2-D input the reshape is a view of the transpose, and the fused EM only takes
+    /// contiguous rows.
+    /// </remarks>
+    public static Tensor ToRows(Tensor x) => x.detach().transpose(0, 1).reshape(x.shape[1], -1).contiguous();
 
     static Tensor VarianceFloorOf(Tensor rows) =>
         (rows.var(1, unbiased: false) * VarianceFloor + 1e-12).unsqueeze(0);

@@ -18,6 +18,26 @@ public class FusedEmTests
                 Assert.Fail($"{what}[{i}]: reference {e[i]:R}, fused {a[i]:R} (rms {rms:E2}).");
     }
 
+    [Theory]
+    [InlineData(new long[] { 7, 3 })]          // 2-D: the transpose's reshape is only a view
+    [InlineData(new long[] { 4, 3, 2, 5 })]
+    public void ToRows_IsContiguousChannelRows(long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        long n = shape[0], c = shape[1], s = shape.Skip(2).Aggregate(1L, (a, b) => a * b);
+        var x = arange(shape.Aggregate(1L, (a, b) => a * b), ScalarType.Float64).reshape(shape);
+        var rows = MixtureEm.ToRows(x);
+        // The fused EM takes only contiguous rows; a strided view silently sent EM to the tensor-op path.
+        Assert.True(rows.is_contiguous());
+        Assert.Equal(new[] { c, n * s }, rows.shape);
+        var xv = x.data<double>().ToArray();
+        var rv = rows.data<double>().ToArray();
+        for (long i = 0; i < n; i++)
+            for (long ch = 0; ch < c; ch++)
+                for (long j = 0; j < s; j++)
+                    Assert.Equal(xv[(i * c + ch) * s + j], rv[ch * n * s + i * s + j]);
+    }
+
     static Tensor Rows(int c, int m, ScalarType dtype, int seed)
     {
         var g = new Generator((ulong)seed);

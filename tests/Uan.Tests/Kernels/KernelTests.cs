@@ -171,6 +171,42 @@ public class KernelTests
             Same(grad, fused.Grads[name], tol, "d/d" + name);
     }
 
+    [Theory]
+    [InlineData(new long[] { 512, 256 }, true)]          // [N, C]: runs of one element
+    [InlineData(new long[] { 5, 3, 7 }, true)]           // 7 < one vector
+    [InlineData(new long[] { 3, 3, 1, 1 }, true)]
+    [InlineData(new long[] { 1, 256 }, false)]           // N = 1 is already one run per channel
+    [InlineData(new long[] { 64, 128, 32, 32 }, false)]  // long runs
+    [InlineData(new long[] { 2, 3, 2, 5, 7 }, false)]    // 70 elements: the masked tail is a small share
+    public void ChannelRows_TakesShortRunsOnly(long[] shape, bool expected)
+    {
+        using var x = zeros(shape);
+        Assert.Equal(expected, ChannelRows.Wanted(x));
+    }
+
+    [Fact]
+    public void ChannelRows_LaysOutEachChannelAsOneRunAndRestores()
+    {
+        using var scope = NewDisposeScope();
+        long n = 4, c = 3, h = 2, w = 3;
+        var x = arange(n * c * h * w, ScalarType.Float64).reshape(n, c, h, w);
+        var rows = ChannelRows.To(x);
+        Assert.Equal(new long[] { 1, c, n * h * w }, rows.shape);
+        Assert.True(rows.is_contiguous());
+        var xv = x.data<double>().ToArray();
+        var rv = rows.data<double>().ToArray();
+        // rows[0, ch, i·S + j] = x[i, ch, j] (S = h·w), by index arithmetic on the flat buffers.
+        long s = h * w;
+        for (long i = 0; i < n; i++)
+            for (long ch = 0; ch < c; ch++)
+                for (long j = 0; j < s; j++)
+                    Assert.Equal(xv[(i * c + ch) * s + j], rv[ch * n * s + i * s + j]);
+        var back = ChannelRows.From(rows, x.shape);
+        Assert.Equal(x.shape, back.shape);
+        Assert.True(back.is_contiguous());
+        Assert.Equal(xv, back.data<double>().ToArray());
+    }
+
     [Fact]
     public void Fused_Paper_GradientsMatchFiniteDifferences()
     {

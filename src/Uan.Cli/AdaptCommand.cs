@@ -47,11 +47,12 @@ internal static class AdaptCommand
         var timeSteps = new Option<int?>("--time-steps") { Description = "Only time this many training steps on random images of the configured sizes, then exit" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         var probe = new Option<bool>("--probe") { Description = "At each epoch end, record the gradient variance (the paper's d Σlogits/dθ) on a fixed source and target batch into gradient-probe.json, for uan figures" };
+        var stepLog = new Option<bool>("--step-log") { Description = "Write every step's losses, mean |logit| of the train- and eval-mode source passes and gradient norm to steps.csv in the run folder" };
         var output = new Option<string?>("--out", "-o") { Description = "Output folder (default runs/adapt/SOURCE-TARGET-MODEL-NORM-sSEED)" };
 
         var command = new Command("adapt", "Domain adaptation with AdaMatch (source → target); writes results.json and a checkpoint per epoch.");
         foreach (var o in new Option[] { source, target, model, norm, inputNorm, epochs, steps, sourceBatch, multiplier, lr, horizon, seed,
-                     threads, device, compat, paperOption, noFlip, sourceLimit, targetLimit, testLimit, timeSteps, resume, probe, output })
+                     threads, device, compat, paperOption, noFlip, sourceLimit, targetLimit, testLimit, timeSteps, resume, probe, stepLog, output })
             command.Options.Add(o);
 
         command.SetAction(p => UanCommand.Guard(ui, () =>
@@ -137,7 +138,17 @@ internal static class AdaptCommand
                 if (ui.Interactive) AnsiConsole.MarkupLine(Markup.Escape(line));
                 else ui.Out.WriteLine(line);
             };
-            var results = RunWithProgress(ui, trainer, p.GetValue(resume), stop.Token);
+            var stepRows = p.GetValue(stepLog) ? AdaMatchStepLog.Open(dir, p.GetValue(resume)) : null;
+            if (stepRows is not null) trainer.StepFinished += stepRows.Add;
+            AdaMatchResults results;
+            try
+            {
+                results = RunWithProgress(ui, trainer, p.GetValue(resume), stop.Token);
+            }
+            finally
+            {
+                stepRows?.Save();
+            }
             return Summarise(ui, results, dir);
         }));
         return command;

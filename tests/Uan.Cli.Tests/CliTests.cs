@@ -174,7 +174,7 @@ public sealed class CliTests : IDisposable
     public void AdaptRunsATinyAdaptationAndPrintsThePapersNumbersBesideOurs()
     {
         var (code, output, err) = Uan("adapt", "--source", "mnist-subset", "--target", "mnist-subset", "--model", "wrn-10-1",
-            "--epochs", "1", "--steps-per-epoch", "2", "--source-batch", "4", "--test-limit", "20", "--probe", "--out", _dir);
+            "--epochs", "1", "--steps-per-epoch", "2", "--source-batch", "4", "--test-limit", "20", "--probe", "--step-log", "--out", _dir);
         Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
         Assert.Contains("epoch 1/1", output);
         Assert.Contains("source test acc", output);
@@ -186,6 +186,10 @@ public sealed class CliTests : IDisposable
         var epoch = json.RootElement.GetProperty("epochs")[0];
         Assert.Equal(20, epoch.GetProperty("targetTest").GetProperty("count").GetInt64());
         Assert.True(File.Exists(Path.Combine(_dir, "last.ckpt")));
+        // --step-log: one row per step, with the logit scales and the gradient norm.
+        var steps = global::Uan.Lab.Adaptation.AdaMatchStepLog.Load(Path.Combine(_dir, "steps.csv"));
+        Assert.Equal(new long[] { 0, 1 }, steps.Select(r => r.Step).ToArray());
+        Assert.All(steps, r => Assert.True(r.Result.GradNorm > 0 && r.Result.EvalLogitScale > 0, $"{r}"));
         // --probe: one record per domain for the epoch, finite positive variances, max ≥ mean.
         var probes = global::Uan.Lab.Diagnostics.GradientProbeLog.Load(_dir);
         Assert.Equal(new[] { "source", "target" }, probes.Select(r => r.Domain).ToArray());

@@ -33,8 +33,15 @@ public sealed record AdaMatchConfig
     public int SourceBatch { get; init; } = 32;
     /// <summary>Target images per step = multiplier × source batch (the paper: 3).</summary>
     public int TargetMultiplier { get; init; } = 3;
-    /// <summary>Initial Adam learning rate of the cosine decay (the paper: 0.03).</summary>
-    public double LearningRate { get; init; } = 0.03;
+    /// <summary>
+    /// Initial Adam learning rate of the cosine decay. The paper's 0.03 is kept in <see cref="Paper"/>; the CPU default
+    /// is 0.003 because at 0.03 the very first Adam step (every weight moves by about the learning rate) makes the
+    /// eval-mode second pass, which still uses the running statistics from before that step, return logits in the
+    /// tens of thousands: the loss and the gradient norm jump by four orders of magnitude, Adam's second-moment
+    /// estimate then damps every later step, and the network stays at chance (measured with <c>uan adapt --step-log</c>,
+    /// README "Domain adaptation").
+    /// </summary>
+    public double LearningRate { get; init; } = 0.003;
     /// <summary>Floor of the cosine decay as a fraction of the initial rate (Keras' alpha; the paper: 0.25).</summary>
     public double LrAlpha { get; init; } = 0.25;
     /// <summary>

@@ -16,8 +16,12 @@ namespace Uan.Lab.Adaptation;
 /// <param name="LearningRate">Learning rate of the step.</param>
 /// <param name="Warmup">μ(t) of the step.</param>
 /// <param name="SourceCorrect">Weak source images whose interpolated logits pick the label.</param>
+/// <param name="TrainLogitScale">Mean |z'| over the source images' logits from the train-mode pass 1.</param>
+/// <param name="EvalLogitScale">Mean |z''| over the source logits from the eval-mode pass 2 (running statistics).</param>
+/// <param name="GradNorm">L2 norm of the whole gradient before the optimizer step (NaN when no step was taken).</param>
 public readonly record struct AdaMatchStep(double Loss, double SourceLoss, double TargetLoss, double MaskRate,
-    double LearningRate, double Warmup, long SourceCorrect);
+    double LearningRate, double Warmup, long SourceCorrect, double TrainLogitScale = double.NaN,
+    double EvalLogitScale = double.NaN, double GradNorm = double.NaN);
 
 /// <summary>
 /// AdaMatch training (spec Part B §4.3), one readable step: forward pass 1 on concat[src_w, src_s, tgt_w, tgt_s] in
@@ -108,6 +112,9 @@ public sealed class AdaMatchTrainer : IDisposable
     /// <summary>Called after every finished epoch with its metrics.</summary>
     public event Action<AdaMatchEpoch>? EpochFinished;
 
+    /// <summary>Called after every training step with the 1-based epoch, the 0-based global step and what it did.</summary>
+    public event Action<int, long, AdaMatchStep>? StepFinished;
+
     /// <summary>Learning rate at global step <paramref name="step"/> (0-based).</summary>
     public double LearningRateAt(long step) => AdaMatchMath.CosineDecay(step, Config.LearningRate, HorizonSteps, Config.LrAlpha);
 
@@ -137,9 +144,15 @@ public sealed class AdaMatchTrainer : IDisposable
         var loss = AdaMatchMath.Compute(trainLogits, evalLogits, y, mu, Config.Tau, Config.Compat);
         double total = loss.Total.item<float>();
         var result = new AdaMatchStep(total, loss.Source.item<float>(), loss.Target.item<float>(),
-            loss.Mask.mean().item<float>(), lr, mu, loss.SourceWeakLogits.argmax(1).eq(y).sum().item<long>());
+            loss.Mask.mean().item<float>(), lr, mu, loss.SourceWeakLogits.argmax(1).eq(y).sum().item<long>(),
+            trainLogits.narrow(0, 0, source.shape[0]).detach().abs().mean().item<float>(),
+            evalLogits.detach().abs().mean().item<float>());
         if (!double.IsFinite(total)) return result;
         loss.Total.backward();
+        double squares = 0;
+        foreach (var p in _parameters)
+            if (p.grad is { } grad) squares += grad.square().sum().to(ScalarType.Float64).item<double>();
+        result = result with { GradNorm = Math.Sqrt(squares) };
         foreach (var layer in _uanLayers) layer.ApplyReferenceUpdate();
         _optimizer.step();
         return result;
@@ -215,6 +228,7 @@ public sealed class AdaMatchTrainer : IDisposable
                         var ts = _data.Strong.Apply(t.Images, true, targetAug);
                         r = Step(sw, ss, s.Labels, tw, ts, (long)epoch * StepsPerEpoch + step);
                     }
+                    StepFinished?.Invoke(epoch + 1, (long)epoch * StepsPerEpoch + step, r);
                     if (!double.IsFinite(r.Loss))
                         return Finish(results, "diverged",
                             $"non-finite loss ({r.Loss}) at epoch {epoch + 1}, step {step + 1} (source {r.SourceLoss}, target {r.TargetLoss}); " +

@@ -74,6 +74,75 @@ public class AdaMatchTrainerTests : IDisposable
     }
 
     [Fact]
+    public void StepReportsLogitScalesAndGradientNormOfItsOwnPasses()
+    {
+        using var data = Data();
+        using var scope = NewDisposeScope();
+        using var g = new Generator(2);
+        var idx = arange(8, ScalarType.Int64);
+        var src = data.SourceBase.Apply(data.SourceTrain.Images.index_select(0, idx), false, g);
+        var tgt = data.TargetTrain.Images.index_select(0, arange(24, ScalarType.Int64)).to(ScalarType.Float32);
+        var labels = data.SourceTrain.Labels.index_select(0, idx);
+        var sw = data.Weak.Apply(src, true, g);
+        var ss = data.Strong.Apply(src, true, g);
+        var tw = data.Weak.Apply(tgt, true, g);
+        var ts = data.Strong.Apply(tgt, true, g);
+
+        // Two trainers of one seed start from the same weights; one steps, the other redoes the step's passes by hand.
+        using var trainer = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "a"));
+        using var twin = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "b"));
+        manual_seed(7);
+        var r = trainer.Step(sw, ss, labels, tw, ts, 5);
+
+        manual_seed(7);
+        var model = twin.Model;
+        var source = cat([sw, ss], 0);
+        model.train();
+        var z1 = model.call(cat([source, tw, ts], 0));
+        model.eval();
+        var z2 = model.call(source);
+        model.train();
+        var loss = AdaMatchMath.Compute(z1, z2, labels, twin.WarmupAt(5));
+        loss.Total.backward();
+        double MeanAbs(Tensor t) => t.detach().to(ScalarType.Float64).data<double>().ToArray().Select(Math.Abs).Average();
+        double squares = model.parameters().Where(p => p.grad is not null)
+            .Sum(p => p.grad!.to(ScalarType.Float64).data<double>().ToArray().Sum(v => v * v));
+
+        Assert.Equal(loss.Total.item<float>(), r.Loss, 4);
+        Assert.Equal(MeanAbs(z1.narrow(0, 0, 16)), r.TrainLogitScale, 4);
+        Assert.Equal(MeanAbs(z2), r.EvalLogitScale, 4);
+        Assert.Equal(Math.Sqrt(squares), r.GradNorm, 3);
+        Assert.True(r.GradNorm > 0);
+    }
+
+    [Fact]
+    public void StepLogKeepsOneRowPerStepAndDropsAnUnfinishedEpochOnResume()
+    {
+        var runDir = Path.Combine(_dir, "log");
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, runDir))
+        {
+            var log = AdaMatchStepLog.Open(runDir, resume: false);
+            trainer.StepFinished += log.Add;
+            trainer.Run();
+            log.Save();
+        }
+        var rows = AdaMatchStepLog.Load(Path.Combine(runDir, AdaMatchStepLog.FileName));
+        Assert.Equal(new long[] { 0, 1, 2 }, rows.Select(x => x.Step));
+        Assert.All(rows, x => Assert.Equal(1, x.Epoch));
+        Assert.All(rows, x => Assert.True(x.Result.GradNorm > 0 && double.IsFinite(x.Result.EvalLogitScale)));
+
+        // A resumed run redoes from its checkpoint: rows at or after a repeated step are replaced, not duplicated.
+        var resumed = AdaMatchStepLog.Open(runDir, resume: true);
+        resumed.Add(1, 1, rows[1].Result with { Loss = 123 });
+        resumed.Save();
+        var again = AdaMatchStepLog.Load(Path.Combine(runDir, AdaMatchStepLog.FileName));
+        Assert.Equal(new long[] { 0, 1 }, again.Select(x => x.Step));
+        Assert.Equal(123, again[1].Result.Loss);
+        Assert.Equal(rows[0].Result, again[0].Result);
+    }
+
+    [Fact]
     public void SameSeedSameRunAndResumeContinuesExactly()
     {
         AdaMatchResults straight;

@@ -3,14 +3,17 @@ using Uan.Lab.Reporting;
 
 namespace Uan.Cli;
 
-/// <summary><c>uan report DIR</c>: rebuilds comparison.md and the learning curves from existing results.json files.</summary>
+/// <summary>
+/// <c>uan report DIR</c>: rebuilds comparison.md, the learning curves and (for AdaMatch runs) the domain-adaptation
+/// table and plot from existing results.json files.
+/// </summary>
 internal static class ReportCommand
 {
     public static Command Create(Ui ui)
     {
         var dir = new Argument<string>("dir") { Description = "Folder searched recursively for results.json files" };
         var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs (default: DIR)" };
-        var command = new Command("report", "Rebuild the comparison table and learning curves from results.json files, without training.");
+        var command = new Command("report", "Rebuild the comparison tables and plots (classification and AdaMatch runs) from results.json files, without training.");
         command.Arguments.Add(dir);
         command.Options.Add(outDir);
         command.SetAction(p => UanCommand.Guard(ui, () =>
@@ -27,7 +30,7 @@ internal static class ReportCommand
     {
         var summary = ReportWriter.Write(runsDir, outDir);
         foreach (var w in summary.Warnings) ui.Error($"warning: {w}");
-        if (summary.RunCount == 0)
+        if (summary.RunCount == 0 && summary.AdaMatchRunCount == 0)
         {
             ui.Error($"no results.json under {runsDir}");
             return UanCommand.BadInput;

@@ -162,6 +162,35 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ReportOnAFolderWithOnlyAdaMatchRunsPrintsTheAdaptationTable()
+    {
+        foreach (var (seed, accuracy) in new[] { (1, 0.80), (2, 0.90) })
+            new global::Uan.Lab.Adaptation.AdaMatchResults
+            {
+                Config = new global::Uan.Lab.Adaptation.AdaMatchConfig { Epochs = 1, StepsPerEpoch = 20, Seed = seed },
+                StepsPerEpoch = 20, HorizonSteps = 20, Status = "completed",
+                Epochs =
+                [
+                    new global::Uan.Lab.Adaptation.AdaMatchEpoch
+                    {
+                        Epoch = 1,
+                        SourceTest = new global::Uan.Lab.Adaptation.DomainMetrics { Accuracy = accuracy, F1 = accuracy },
+                        TargetTest = new global::Uan.Lab.Adaptation.DomainMetrics { Accuracy = 0.25, F1 = 0.2 },
+                    },
+                ],
+            }.Save(Path.Combine(_dir, "adapt", $"AdaMatch-s{seed}"));
+
+        var (code, output, err) = Uan("report", _dir);
+        Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
+        Assert.DoesNotContain("no results.json", err);
+        Assert.Contains("## Domain adaptation (AdaMatch)", output);
+        Assert.Contains("| AdaMatch | mnist → syndigits | wrn-16-2 | 20 | n=2 | 85.0 ± 7.1 |", output);
+        Assert.Contains("*the paper, MNIST → SVHN, 100 epochs: AdaMatch + UAN*", output);
+        Assert.Contains($"written: {Path.Combine(_dir, "adaptation-accuracy.png")}", output);
+        Assert.True(File.Exists(Path.Combine(_dir, "adaptation-accuracy.png")));
+    }
+
+    [Fact]
     public void DataListShowsTheEmbeddedSubset()
     {
         var (code, output, _) = Uan("data", "list");

@@ -178,9 +178,9 @@ public sealed record AdaMatchEpoch
 
 /// <summary>
 /// The contents of an AdaMatch run folder's <c>results.json</c>; rewritten atomically after every epoch (temporary
-/// file, then rename), in the same JSON conventions as <see cref="RunResults"/>.
+/// file, then rename), with the fields and JSON conventions every results file shares (<see cref="RunRecord"/>).
 /// </summary>
-public sealed record AdaMatchResults
+public sealed record AdaMatchResults : RunRecord
 {
     /// <summary>The run's configuration.</summary>
     public AdaMatchConfig Config { get; init; } = new();
@@ -192,24 +192,6 @@ public sealed record AdaMatchResults
     public long HorizonSteps { get; init; }
     /// <summary>Finished epochs, in order.</summary>
     public List<AdaMatchEpoch> Epochs { get; init; } = [];
-    /// <summary>running, completed, stopped, diverged.</summary>
-    public string Status { get; set; } = "running";
-    /// <summary>Why the run stopped, when it did not complete.</summary>
-    public string? Message { get; set; }
-    /// <summary>Where the run was made.</summary>
-    public EnvironmentInfo Environment { get; init; } = new();
-    /// <summary>When the run first started.</summary>
-    public DateTimeOffset Started { get; init; }
-    /// <summary>When the file was last written.</summary>
-    public DateTimeOffset Updated { get; set; }
-    /// <summary>Total wall seconds over all epochs (and across resumes).</summary>
-    public double TotalSeconds { get; set; }
-    /// <summary>Trainable parameters in the model.</summary>
-    public long ParameterCount { get; init; }
-
-    /// <summary>Writes <c>results.json</c> via a temporary file and a rename.</summary>
-    public void Save(string runDir) =>
-        AtomicFile.WriteAllText(Path.Combine(runDir, RunResults.FileName), JsonSerializer.Serialize(this, RunResults.Json));
 
     /// <summary>True when <paramref name="path"/> is a results file written by AdaMatch (its <c>kind</c> is "adamatch").</summary>
     public static bool IsAdaMatchFile(string path)
@@ -227,18 +209,6 @@ public sealed record AdaMatchResults
         }
     }
 
-    /// <summary>Reads a results file; the error names the file when it is not valid.</summary>
-    public static AdaMatchResults Load(string path)
-    {
-        if (Directory.Exists(path)) path = Path.Combine(path, RunResults.FileName);
-        try
-        {
-            return JsonSerializer.Deserialize<AdaMatchResults>(File.ReadAllText(path), RunResults.Json)
-                   ?? throw new InvalidDataException($"{path}: empty results file");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not a valid AdaMatch results file ({e.Message})", e);
-        }
-    }
+    /// <summary>Reads a results file (or the one in a run folder); the error names the file when it is not valid.</summary>
+    public static AdaMatchResults Load(string path) => Load<AdaMatchResults>(path, "AdaMatch results file");
 }

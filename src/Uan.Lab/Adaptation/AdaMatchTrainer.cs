@@ -356,14 +356,8 @@ public sealed class AdaMatchTrainer : IDisposable
         return results;
     }
 
-    private void CheckResumable(AdaMatchConfig saved)
-    {
-        var a = saved with { Epochs = 0, Device = "", Threads = null };
-        var b = Config with { Epochs = 0, Device = "", Threads = null };
-        if (a != b)
-            throw new ArgumentException($"cannot resume {RunDir}: its configuration differs from this one " +
-                                        $"(saved: {System.Text.Json.JsonSerializer.Serialize(a, RunResults.Json).ReplaceLineEndings(" ")})");
-    }
+    private void CheckResumable(AdaMatchConfig saved) =>
+        RunRecord.CheckResumable(RunDir, saved, Config, c => c with { Epochs = 0, Device = "", Threads = null });
 
     private void SaveCheckpoint(string path, int epoch) =>
         AtomicFile.Write(path, stream =>

@@ -39,6 +39,13 @@ public readonly record struct SeedStat(double Mean, double? Std, int Count)
         var mean = (Mean * scale).ToString(format, CultureInfo.InvariantCulture);
         return Std is { } s ? $"{mean} ± {(s * scale).ToString(format, CultureInfo.InvariantCulture)}" : mean;
     }
+
+    /// <summary>
+    /// A table cell: "—" when <paramref name="stat"/> is null, otherwise <see cref="Format"/> in % with
+    /// <paramref name="format"/>, followed by "(n=k)" when fewer than the group's <paramref name="runs"/> contributed.
+    /// </summary>
+    public static string Cell(SeedStat? stat, int runs, string format = "F2") =>
+        stat is { } s ? s.Format(100, format) + (s.Count < runs ? $" (n={s.Count})" : "") : "—";
 }
 
 /// <summary>One row of the comparison: a group of runs differing only by seed.</summary>
@@ -72,8 +79,7 @@ public sealed record ComparisonRow(
             $"n={Seeds}",
             $"{Epochs} ({string.Join(", ", CheckpointEpochs)})",
         };
-        foreach (var a in Accuracy)
-            cells.Add(a is { } s ? s.Format() + (s.Count < Seeds ? $" (n={s.Count})" : "") : "—");
+        foreach (var a in Accuracy) cells.Add(SeedStat.Cell(a, Seeds));
         cells.Add(FinalF1 is { } f ? (f.Mean * 100).ToString("F2", CultureInfo.InvariantCulture) : "—");
         cells.Add(FinalTrainAccuracy is { } ta ? ta.Format() : "—");
         cells.Add(SecondsPerEpoch is { } t ? t.ToString("F1", CultureInfo.InvariantCulture) : "—");
@@ -175,11 +181,7 @@ public sealed class ComparisonTable
                 .Select(r => r.Results.Epochs[^1].TrainAccuracy).ToList();
             var seconds = group.Runs.Where(r => r.Results.Epochs.Count > 0)
                 .Select(r => r.Results.Epochs.Average(m => m.TrainSeconds + m.EvalSeconds)).ToList();
-            var status = string.Join(", ", group.Runs
-                .Where(r => !string.Equals(r.Results.Status, "completed", StringComparison.Ordinal))
-                .GroupBy(r => r.Results.Status, StringComparer.Ordinal)
-                .OrderBy(g => g.Key, StringComparer.Ordinal)
-                .Select(g => $"{g.Count()} {g.Key}"));
+            var status = StatusSummary(group.Runs.Select(r => r.Results.Status));
 
             rows.Add(new ComparisonRow(group.Key.Dataset, group.Key.Model, group.Key.Label, group.NormFamily,
                 group.Key.LearningRate, group.Runs.Count, epochs, CheckpointEpochs(epochs), accuracy,
@@ -245,6 +247,13 @@ public sealed class ComparisonTable
         sb.Append("- Source: ").Append(paper.Source).Append(".\n");
         return sb.ToString();
     }
+
+    /// <summary>How many runs are not "completed", by status ("1 running, 2 stopped"), or empty when all are.</summary>
+    internal static string StatusSummary(IEnumerable<string> statuses) => string.Join(", ", statuses
+        .Where(s => !string.Equals(s, "completed", StringComparison.Ordinal))
+        .GroupBy(s => s, StringComparer.Ordinal)
+        .OrderBy(g => g.Key, StringComparer.Ordinal)
+        .Select(g => $"{g.Count()} {g.Key}"));
 
     private static string F2(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
 

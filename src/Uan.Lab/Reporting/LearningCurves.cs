@@ -3,8 +3,8 @@ using Uan.Lab.Training;
 
 namespace Uan.Lab.Reporting;
 
-/// <summary>One line of a learning-curve plot: a group's metric per epoch, over its seeds.</summary>
-/// <param name="Epochs">Epochs that at least one run of the group finished.</param>
+/// <summary>One line of a learning-curve plot: a group's metric per epoch (or per training step), over its seeds.</summary>
+/// <param name="Epochs">Epochs (or steps) that at least one run of the group finished: the x values.</param>
 /// <param name="Mean">Mean over the runs that have the epoch.</param>
 /// <param name="Min">Minimum over those runs.</param>
 /// <param name="Max">Maximum over those runs.</param>
@@ -41,18 +41,45 @@ public sealed class LearningCurves
     /// The per-epoch mean, min and max of <paramref name="value"/> over the runs of <paramref name="group"/>. Epochs
     /// reached by only some runs use those runs, so a run still in progress does not hide the others' tails.
     /// </summary>
-    public static CurveSeries Aggregate(RunGroup group, Func<EpochMetrics, double> value)
+    public static CurveSeries Aggregate(RunGroup group, Func<EpochMetrics, double> value) =>
+        Aggregate(group.Runs.SelectMany(r => r.Results.Epochs).Select(m => ((double)m.Epoch, value(m))));
+
+    /// <summary>
+    /// The mean, min and max of the finite values at each x of <paramref name="points"/> (every run's points
+    /// together), in increasing x; an x with no finite value is left out.
+    /// </summary>
+    public static CurveSeries Aggregate(IEnumerable<(double X, double Value)> points)
     {
-        var byEpoch = group.Runs.SelectMany(r => r.Results.Epochs)
-            .GroupBy(m => m.Epoch).OrderBy(g => g.Key)
-            .Select(g => (Epoch: g.Key, Values: g.Select(value).Where(double.IsFinite).ToList()))
+        var byX = points
+            .GroupBy(p => p.X).OrderBy(g => g.Key)
+            .Select(g => (X: g.Key, Values: g.Select(p => p.Value).Where(double.IsFinite).ToList()))
             .Where(e => e.Values.Count > 0)
             .ToList();
         return new CurveSeries(
-            byEpoch.Select(e => (double)e.Epoch).ToArray(),
-            byEpoch.Select(e => e.Values.Average()).ToArray(),
-            byEpoch.Select(e => e.Values.Min()).ToArray(),
-            byEpoch.Select(e => e.Values.Max()).ToArray());
+            byX.Select(e => e.X).ToArray(),
+            byX.Select(e => e.Values.Average()).ToArray(),
+            byX.Select(e => e.Values.Min()).ToArray(),
+            byX.Select(e => e.Values.Max()).ToArray());
+    }
+
+    /// <summary>
+    /// Draws <paramref name="series"/> on <paramref name="plot"/> in the house style: a line of the mean (with markers
+    /// up to 30 points, so a one-epoch run stays visible) and, when <paramref name="band"/>, a shaded min–max band.
+    /// </summary>
+    internal static void AddCurve(Plot plot, CurveSeries series, Color color, string legend, bool band)
+    {
+        if (band)
+        {
+            var fill = plot.Add.FillY(series.Epochs, series.Min, series.Max);
+            fill.FillColor = color.WithAlpha(0.18);
+            fill.LineWidth = 0;
+        }
+        var line = plot.Add.Scatter(series.Epochs, series.Mean);
+        line.Color = color;
+        line.LineWidth = 2;
+        // Markers keep a one-epoch run visible; on long runs they would only clutter the line.
+        line.MarkerSize = series.Epochs.Length <= 30 ? 5 : 0;
+        line.LegendText = legend;
     }
 
     /// <summary>
@@ -90,19 +117,8 @@ public sealed class LearningCurves
             var series = Aggregate(group, metric.Value);
             if (series.Epochs.Length == 0) continue;
             any = true;
-            var color = palette.GetColor(i);
-            if (group.Runs.Count > 1)
-            {
-                var band = plot.Add.FillY(series.Epochs, series.Min, series.Max);
-                band.FillColor = color.WithAlpha(0.18);
-                band.LineWidth = 0;
-            }
-            var line = plot.Add.Scatter(series.Epochs, series.Mean);
-            line.Color = color;
-            line.LineWidth = 2;
-            // Markers keep a one-epoch run visible; on long runs they would only clutter the line.
-            line.MarkerSize = series.Epochs.Length <= 30 ? 5 : 0;
-            line.LegendText = $"{group.DisplayName} (n={group.Runs.Count})";
+            AddCurve(plot, series, palette.GetColor(i), $"{group.DisplayName} (n={group.Runs.Count})",
+                band: group.Runs.Count > 1);
         }
         if (!any) return null;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Uan.Lab.Adaptation;
 using Uan.Lab.Training;
 
 namespace Uan.Lab.Reporting;
@@ -10,6 +11,18 @@ public sealed record LoadedRun(string Directory, RunResults Results)
 {
     /// <summary>The run's grouping key.</summary>
     public RunGroupKey Key => RunGroupKey.Of(Results.Config);
+}
+
+/// <summary>One AdaMatch <c>results.json</c> (its <c>kind</c> is "adamatch") read from disk.</summary>
+/// <param name="Directory">The run folder (the file's directory).</param>
+/// <param name="Results">The parsed file.</param>
+public sealed record LoadedAdaMatchRun(string Directory, AdaMatchResults Results)
+{
+    /// <summary>The last finished epoch, or null before the first one.</summary>
+    public AdaMatchEpoch? LastEpoch => Results.Epochs.Count > 0 ? Results.Epochs[^1] : null;
+
+    /// <summary>Training steps done by the end of <paramref name="epoch"/> (epoch × steps per epoch).</summary>
+    public long StepsAt(int epoch) => epoch * Results.StepsPerEpoch;
 }
 
 /// <summary>What makes runs repeats of one another: everything but the seed.</summary>
@@ -46,8 +59,14 @@ public readonly record struct RunGroupKey(string Dataset, string Model, string L
         string source = !string.IsNullOrWhiteSpace(config.Label) ? config.Label
             : !string.IsNullOrWhiteSpace(config.InputNorm) && !IsNone(config.InputNorm) ? config.InputNorm
             : config.Norm;
-        var letters = new string(source.Trim().TakeWhile(char.IsLetter).ToArray());
-        return letters.Length == 0 ? source.Trim().ToUpperInvariant() : letters.ToUpperInvariant();
+        return FamilyOf(source);
+    }
+
+    /// <summary>The leading run of letters of a spec or label, upper-cased ("uan:k=3" → UAN), or the whole of it.</summary>
+    internal static string FamilyOf(string spec)
+    {
+        var letters = new string(spec.Trim().TakeWhile(char.IsLetter).ToArray());
+        return letters.Length == 0 ? spec.Trim().ToUpperInvariant() : letters.ToUpperInvariant();
     }
 
     private static bool IsNone(string spec) => spec.Trim().Equals("none", StringComparison.OrdinalIgnoreCase);
@@ -94,15 +113,18 @@ public sealed class RunGroup
 }
 
 /// <summary>
-/// Every <c>results.json</c> under a folder, grouped across seeds. Files that cannot be read are skipped and listed in
+/// Every <c>results.json</c> under a folder: classification runs grouped across seeds, and AdaMatch runs apart (see
+/// <see cref="AdaMatchTable"/> for their grouping). Files that cannot be read are skipped and listed in
 /// <see cref="Warnings"/>: one broken run folder must not stop a report over dozens of good ones.
 /// </summary>
 public sealed class RunCollection
 {
-    private RunCollection(string root, IReadOnlyList<LoadedRun> runs, IReadOnlyList<string> warnings)
+    private RunCollection(string root, IReadOnlyList<LoadedRun> runs, IReadOnlyList<LoadedAdaMatchRun> adaMatchRuns,
+        IReadOnlyList<string> warnings)
     {
         Root = root;
         Runs = runs;
+        AdaMatchRuns = adaMatchRuns;
         Warnings = warnings;
         Groups = runs
             .GroupBy(r => r.Key)
@@ -116,8 +138,10 @@ public sealed class RunCollection
 
     /// <summary>The folder that was searched (full path).</summary>
     public string Root { get; }
-    /// <summary>Runs read, ordered by folder.</summary>
+    /// <summary>Classification runs read, ordered by folder.</summary>
     public IReadOnlyList<LoadedRun> Runs { get; }
+    /// <summary>AdaMatch runs read, ordered by folder.</summary>
+    public IReadOnlyList<LoadedAdaMatchRun> AdaMatchRuns { get; }
     /// <summary>One message per file skipped or oddity found.</summary>
     public IReadOnlyList<string> Warnings { get; }
     /// <summary>Groups ordered by dataset, model, then <see cref="RunGroup.Compare"/>.</summary>
@@ -128,11 +152,15 @@ public sealed class RunCollection
         Groups.Select(g => (g.Key.Dataset, g.Key.Model)).Distinct().ToList();
 
     /// <summary>Builds a collection from runs already in memory (tests, or a caller that filtered them).</summary>
-    public static RunCollection FromRuns(string root, IEnumerable<LoadedRun> runs, IEnumerable<string>? warnings = null) =>
-        new(root, runs.OrderBy(r => r.Directory, StringComparer.Ordinal).ToList(), warnings?.ToList() ?? []);
+    public static RunCollection FromRuns(string root, IEnumerable<LoadedRun> runs, IEnumerable<string>? warnings = null,
+        IEnumerable<LoadedAdaMatchRun>? adaMatchRuns = null) =>
+        new(root, runs.OrderBy(r => r.Directory, StringComparer.Ordinal).ToList(),
+            (adaMatchRuns ?? []).OrderBy(r => r.Directory, StringComparer.Ordinal).ToList(), warnings?.ToList() ?? []);
 
     /// <summary>
-    /// Reads every <c>results.json</c> under <paramref name="root"/>, at any depth. Throws
+    /// Reads every <c>results.json</c> under <paramref name="root"/>, at any depth: AdaMatch files (see
+    /// <see cref="AdaMatchResults.IsAdaMatchFile"/>) into <see cref="AdaMatchRuns"/>, the others into
+    /// <see cref="Runs"/>. Throws
     /// <see cref="DirectoryNotFoundException"/> only when <paramref name="root"/> itself does not exist.
     /// </summary>
     public static RunCollection Load(string root)
@@ -148,14 +176,19 @@ public sealed class RunCollection
             AttributesToSkip = FileAttributes.System,
         };
         var runs = new List<LoadedRun>();
+        var adaMatchRuns = new List<LoadedAdaMatchRun>();
         var warnings = new List<string>();
         foreach (var file in Directory.EnumerateFiles(full, RunResults.FileName, options).Order(StringComparer.Ordinal))
         {
             try
             {
-                if (Adaptation.AdaMatchResults.IsAdaMatchFile(file))
+                if (AdaMatchResults.IsAdaMatchFile(file))
                 {
-                    warnings.Add($"{file}: skipped, an AdaMatch run (its metrics are per domain, not in this table)");
+                    var adaMatch = AdaMatchResults.Load(file);
+                    if (adaMatch.Config is null || adaMatch.Epochs is null)
+                        warnings.Add($"{file}: skipped, the AdaMatch file has no config or no epoch list");
+                    else
+                        adaMatchRuns.Add(new LoadedAdaMatchRun(Path.GetDirectoryName(file)!, adaMatch));
                     continue;
                 }
                 var results = RunResults.Load(file);
@@ -173,11 +206,14 @@ public sealed class RunCollection
             }
         }
 
-        foreach (var run in runs.Where(r => r.Results.Epochs.Count == 0))
-            warnings.Add($"{run.Directory}: no finished epoch yet (status {run.Results.Status})");
+        var unfinished = runs.Where(r => r.Results.Epochs.Count == 0).Select(r => (r.Directory, r.Results.Status))
+            .Concat(adaMatchRuns.Where(r => r.Results.Epochs.Count == 0).Select(r => (r.Directory, r.Results.Status)))
+            .OrderBy(r => r.Directory, StringComparer.Ordinal);
+        foreach (var (directory, status) in unfinished)
+            warnings.Add($"{directory}: no finished epoch yet (status {status})");
         foreach (var dup in runs.GroupBy(r => (r.Key, r.Results.Config.Seed)).Where(g => g.Count() > 1))
             warnings.Add($"{dup.Key.Key}, seed {dup.Key.Seed}: {dup.Count()} runs ({string.Join(", ",
                 dup.Select(r => Path.GetRelativePath(full, r.Directory)))}); all are averaged as separate repeats");
-        return new RunCollection(full, runs, warnings);
+        return new RunCollection(full, runs, adaMatchRuns, warnings);
     }
 }

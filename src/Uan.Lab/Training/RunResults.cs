@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Uan.Lab.Training;
@@ -125,59 +124,18 @@ public sealed record EnvironmentInfo
 
 /// <summary>
 /// The contents of a run folder's <c>results.json</c>: the config, one <see cref="EpochMetrics"/> per finished epoch,
-/// and how the run ended. Rewritten atomically after every epoch, so a killed run leaves a valid file.
+/// and how the run ended (<see cref="RunRecord"/>). Rewritten atomically after every epoch, so a killed run leaves a
+/// valid file.
 /// </summary>
-public sealed record RunResults
+public sealed record RunResults : RunRecord
 {
-    /// <summary>Name of the file inside a run folder.</summary>
-    public const string FileName = "results.json";
-
     /// <summary>The run's configuration.</summary>
     public RunConfig Config { get; init; } = new();
     /// <summary>Finished epochs, in order.</summary>
     public List<EpochMetrics> Epochs { get; init; } = [];
-    /// <summary>running, completed, stopped (Ctrl-C), diverged (non-finite loss), failed.</summary>
-    public string Status { get; set; } = "running";
-    /// <summary>Why the run stopped, when it did not complete.</summary>
-    public string? Message { get; set; }
-    /// <summary>Where the run was made.</summary>
-    public EnvironmentInfo Environment { get; init; } = new();
-    /// <summary>When the run first started.</summary>
-    public DateTimeOffset Started { get; init; }
-    /// <summary>When the file was last written.</summary>
-    public DateTimeOffset Updated { get; set; }
-    /// <summary>Total wall seconds over all epochs, including evaluation (and across resumes).</summary>
-    public double TotalSeconds { get; set; }
-    /// <summary>Trainable parameters in the model.</summary>
-    public long ParameterCount { get; init; }
 
-    /// <summary>Serializer settings of results files (camelCase, indented).</summary>
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
-    /// <summary>Writes the file via a temporary file and a rename, so readers never see half a file.</summary>
-    public void Save(string runDir) =>
-        AtomicFile.WriteAllText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(this, Json));
-
-    /// <summary>Reads a results file; the error names the file when it is not valid.</summary>
-    public static RunResults Load(string path)
-    {
-        if (Directory.Exists(path)) path = Path.Combine(path, FileName);
-        try
-        {
-            return JsonSerializer.Deserialize<RunResults>(File.ReadAllText(path), Json)
-                   ?? throw new InvalidDataException($"{path}: empty results file");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not a valid results file ({e.Message})", e);
-        }
-    }
+    /// <summary>Reads a results file (or the one in a run folder); the error names the file when it is not valid.</summary>
+    public static RunResults Load(string path) => Load<RunResults>(path, "results file");
 
     /// <summary>
     /// Test accuracy at <paramref name="epoch"/> under the paper's protocol: the test accuracy of the best-validation

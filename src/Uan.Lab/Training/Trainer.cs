@@ -241,14 +241,8 @@ public sealed class Trainer : IDisposable
         return results;
     }
 
-    private void CheckResumable(RunConfig saved)
-    {
-        var a = saved with { Epochs = 0, Device = "", Threads = null, Snapshots = false };
-        var b = Config with { Epochs = 0, Device = "", Threads = null, Snapshots = false };
-        if (a != b)
-            throw new ArgumentException($"cannot resume {RunDir}: its configuration differs from this one " +
-                                        $"(saved: {System.Text.Json.JsonSerializer.Serialize(a, RunResults.Json).ReplaceLineEndings(" ")})");
-    }
+    private void CheckResumable(RunConfig saved) =>
+        RunRecord.CheckResumable(RunDir, saved, Config, c => c with { Epochs = 0, Device = "", Threads = null, Snapshots = false });
 
     private void SaveCheckpoint(string path, int epoch, double bestVal) =>
         AtomicFile.Write(path, stream =>

@@ -13,7 +13,7 @@ public sealed class AdaMatchResultsTests : IDisposable
     }
 
     [Fact]
-    public void RoundTripsAndIsSkippedByTheClassificationReport()
+    public void RoundTripsAndIsReadAsAnAdaMatchRunByTheReport()
     {
         var results = new AdaMatchResults
         {
@@ -31,6 +31,9 @@ public sealed class AdaMatchResultsTests : IDisposable
 
         var collection = RunCollection.Load(_dir);
         Assert.Empty(collection.Runs);
-        Assert.Contains(collection.Warnings, w => w.Contains("AdaMatch"));
+        Assert.Empty(collection.Warnings);
+        var read = Assert.Single(collection.AdaMatchRuns);
+        Assert.Equal(run, read.Directory);
+        Assert.Equal(results.Config, read.Results.Config);
     }
 }

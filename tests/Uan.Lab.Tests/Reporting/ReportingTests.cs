@@ -249,7 +249,7 @@ public class PaperResultsTests
 
 public class ReportWriterTests
 {
-    private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+    internal static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
     [Fact]
     public void WritesTablesPaperReferenceAndPlots()

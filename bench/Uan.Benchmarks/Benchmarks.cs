@@ -80,8 +80,10 @@ public abstract class NormBench
             layer.call(X);
             return;
         }
+        // A view of the leaf, as a layer inside a network sees the previous layer's output: with the leaf itself,
+        // autograd clones the gradient a custom C# node returns (its managed handle still holds a reference).
         var x = X.detach().requires_grad_(true);
-        layer.call(x).backward(new[] { G });
+        layer.call(x.view(X.shape)).backward(new[] { G });
         foreach (var p in layer.parameters()) p.grad?.zero_();
     }
 }

@@ -27,9 +27,11 @@ internal static class BenchCommand
         var noStep = new Option<bool>("--no-step") { Description = "Skip the shallow-CNN training-step comparison" };
         var stepRepeats = new Option<int>("--step-repeats") { Description = "Timed training steps per norm (median reported)", DefaultValueFactory = _ => 7 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
+        var leaf = new Option<bool>("--leaf-input")
+        { Description = "Feed each layer a leaf tensor instead of a view of one (autograd then copies the gradient of custom C# nodes once more, which layers inside a network never pay)" };
         var outFile = new Option<string?>("--out", "-o") { Description = "Also write the tables as Markdown to this file" };
         var command = new Command("bench", "Quick speed check: each norm's time as a ratio to BatchNorm2d measured in the same run, and a training step with UAN vs BN.");
-        foreach (var o in new Option[] { shapes, k, repeats, referenceRepeats, forwardOnly, noStep, stepRepeats, threads, outFile })
+        foreach (var o in new Option[] { shapes, k, repeats, referenceRepeats, forwardOnly, noStep, stepRepeats, threads, leaf, outFile })
             command.Options.Add(o);
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
@@ -47,12 +49,12 @@ internal static class BenchCommand
             var progress = new SyncProgress<string>(ui.Info);
             var md = new System.Text.StringBuilder();
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; median of {p.GetValue(repeats)} (tensor-op path: {p.GetValue(referenceRepeats)}); ratio = time / BatchNorm2d time measured around it."));
+                $"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; median of {p.GetValue(repeats)} (tensor-op path: {p.GetValue(referenceRepeats)}); ratio = time / BatchNorm2d time measured around it; input: {(p.GetValue(leaf) ? "a leaf tensor (--leaf-input)" : "a view of a leaf tensor, as inside a network")}."));
             md.AppendLine();
             var rows = new List<SpeedRow>();
             foreach (var shape in parsedShapes)
                 rows.AddRange(SpeedCheck.MeasureNorms(shape, SpeedCheck.DefaultCases(shape[1], kv), !p.GetValue(forwardOnly),
-                    p.GetValue(repeats), p.GetValue(referenceRepeats), memory: false, progress: progress));
+                    p.GetValue(repeats), p.GetValue(referenceRepeats), memory: false, progress: progress, leafInput: p.GetValue(leaf)));
             List<StepRow>? steps = null;
             if (!p.GetValue(noStep))
                 steps = SpeedCheck.MeasureShallowCnnStep(

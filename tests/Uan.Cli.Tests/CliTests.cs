@@ -117,6 +117,7 @@ public sealed class CliTests : IDisposable
         Assert.True(code == 0, err);
         string table = File.ReadAllText(md);
         Assert.Contains(table.Trim(), output);
+        Assert.Contains("input: a view of a leaf tensor, as inside a network", table);
         foreach (string shape in new[] { "4x3x5x7", "6x5" })
         {
             var rows = table.Split('\n').Where(l => l.StartsWith($"| {shape} |", StringComparison.Ordinal)).ToArray();
@@ -130,6 +131,16 @@ public sealed class CliTests : IDisposable
         }
         Assert.Contains("| shallow-cnn 64x1x28x28 | uan:k=2 |", table);
         Assert.Contains("| shallow-cnn 64x1x28x28 | mn:k=2 |", table);
+    }
+
+    [Fact]
+    public void BenchLeafInputIsNamedInTheTable()
+    {
+        var (code, output, err) = Uan("bench", "--shape", "4x3x5x7", "--repeats", "1", "--reference-repeats", "0",
+            "--no-step", "--leaf-input", "--quiet");
+        Assert.True(code == 0, err);
+        Assert.Contains("input: a leaf tensor (--leaf-input)", output);
+        Assert.Contains("| 4x3x5x7 | UAN Paper K=3 | fused |", output);
     }
 
     [Theory]

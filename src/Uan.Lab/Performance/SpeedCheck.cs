@@ -62,9 +62,16 @@ public static class SpeedCheck
     /// measured runs after <paramref name="warmup"/> (the first forward of MN and data-initialised UAN also fits or
     /// seeds, so it is never timed); the tensor-op path, tens of times slower, gets <paramref name="referenceRepeats"/>.
     /// </summary>
+    /// <remarks>
+    /// By default each layer gets a view of a leaf tensor, as a layer inside a network gets the output of the layer
+    /// before it. With <paramref name="leafInput"/> it gets the leaf itself; then autograd clones the input gradient a
+    /// custom (C#) autograd node returns, because TorchSharp's managed handle still references it, so the fused
+    /// kernels pay one extra input-sized allocation and copy that native BatchNorm does not (and that no layer inside
+    /// a network pays).
+    /// </remarks>
     public static List<SpeedRow> MeasureNorms(long[] shape, IEnumerable<SpeedCase> cases, bool backward = true,
         int repeats = 5, int referenceRepeats = 1, int warmup = 1, bool memory = true,
-        IProgress<string>? progress = null)
+        IProgress<string>? progress = null, bool leafInput = false)
     {
         if (shape.Length < 2) throw new ArgumentException("Shape needs at least [N, C].", nameof(shape));
         if (repeats < 1 || referenceRepeats < 0 || warmup < 0)
@@ -79,9 +86,9 @@ public static class SpeedCheck
         var g = randn(shape, generator: generator);
         using var bn = Norms.Create("bn", c, spatial);
         bn.train();
-        for (int i = 0; i < warmup + 1; i++) Time(bn, x, g, backward);
+        for (int i = 0; i < warmup + 1; i++) Time(bn, x, g, backward, leafInput);
         long? bnKept = memory ? KeptBytes(bn, x, true) : null;
-        rows.Add(new SpeedRow(shapeText, "BatchNorm", true, backward, Median(Enumerable.Range(0, repeats).Select(_ => Time(bn, x, g, backward))),
+        rows.Add(new SpeedRow(shapeText, "BatchNorm", true, backward, Median(Enumerable.Range(0, repeats).Select(_ => Time(bn, x, g, backward, leafInput))),
             double.NaN, 1, bnKept, bnKept / (double)Bytes(x)));
         rows[0] = rows[0] with { BatchNormMilliseconds = rows[0].Milliseconds };
         foreach (var sc in cases)
@@ -92,13 +99,13 @@ public static class SpeedCheck
             using var path = UanKernels.Use(sc.Fused);
             using var layer = Norms.Create(sc.Spec, c, spatial);
             layer.train();
-            for (int i = 0; i < warmup; i++) Time(layer, x, g, backward);
+            for (int i = 0; i < warmup; i++) Time(layer, x, g, backward, leafInput);
             var times = new List<double>();
             var bnTimes = new List<double>();
             var ratios = new List<double>();
             for (int i = 0; i < n; i++)
             {
-                double b1 = Time(bn, x, g, backward), t = Time(layer, x, g, backward), b2 = Time(bn, x, g, backward);
+                double b1 = Time(bn, x, g, backward, leafInput), t = Time(layer, x, g, backward, leafInput), b2 = Time(bn, x, g, backward, leafInput);
                 times.Add(t);
                 bnTimes.Add((b1 + b2) / 2);
                 ratios.Add(t / ((b1 + b2) / 2));
@@ -201,7 +208,7 @@ public static class SpeedCheck
         }
     }
 
-    static double Time(nn.Module<Tensor, Tensor> layer, Tensor x0, Tensor g, bool backward)
+    static double Time(nn.Module<Tensor, Tensor> layer, Tensor x0, Tensor g, bool backward, bool leafInput)
     {
         using var scope = NewDisposeScope();
         if (!backward)
@@ -213,7 +220,7 @@ public static class SpeedCheck
         }
         var x = x0.detach().requires_grad_(true);
         var sw = Stopwatch.StartNew();
-        var y = layer.call(x);
+        var y = layer.call(leafInput ? x : x.view(x0.shape));
         y.backward(new[] { g });
         sw.Stop();
         foreach (var p in layer.parameters()) p.grad?.zero_();

@@ -1,3 +1,4 @@
+using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -45,21 +46,120 @@ public static class Tsne
         var p = JointProbabilities(x, o.Perplexity);
         double lr = o.LearningRate ?? Math.Max(n / o.EarlyExaggeration / 4, 50);
         using var gen = new Generator((ulong)(uint)o.Seed);
-        var y = randn(new[] { n, (long)o.Dimensions }, ScalarType.Float64, generator: gen) * 1e-4;
-        var update = zeros_like(y);
-        var gains = ones_like(y);
+        var y0 = randn(new[] { n, (long)o.Dimensions }, ScalarType.Float64, generator: gen) * 1e-4;
+        // The iterations run on arrays: P once as a flat row-major copy, the layout as one array per dimension.
+        var pFlat = p.contiguous().data<double>().ToArray();
+        int count = (int)n, dims = o.Dimensions;
+        var start = y0.data<double>().ToArray();
+        var y = new double[dims][];
+        for (int d = 0; d < dims; d++)
+        {
+            y[d] = new double[count];
+            for (int i = 0; i < count; i++) y[d][i] = start[i * dims + d];
+        }
+        var update = new double[dims][];
+        var gains = new double[dims][];
+        var grad = new double[dims][];
+        for (int d = 0; d < dims; d++)
+        {
+            update[d] = new double[count];
+            gains[d] = Enumerable.Repeat(1.0, count).ToArray();
+            grad[d] = new double[count];
+        }
         for (int it = 0; it < o.Iterations; it++)
         {
-            using var step = NewDisposeScope();
             bool early = it < o.ExaggerationIterations;
-            var grad = Gradient(early ? p * o.EarlyExaggeration : p, y);
-            // Delta-bar-delta gains: grow where the gradient keeps pushing against the last update, shrink otherwise.
-            var flip = (grad > 0).logical_xor(update > 0);
-            gains.copy_(where(flip, gains + 0.2, gains * 0.8).clamp_min(0.01));
-            update.copy_(update * (early ? 0.5 : 0.8) - lr * gains * grad);
-            y.add_(update);
+            GradientInto(pFlat, y, early ? o.EarlyExaggeration : 1, grad);
+            double momentum = early ? 0.5 : 0.8;
+            for (int d = 0; d < dims; d++)
+                for (int i = 0; i < count; i++)
+                {
+                    // Delta-bar-delta gains: grow where the gradient keeps pushing against the last update, shrink
+                    // otherwise.
+                    double g = grad[d][i], u = update[d][i];
+                    double gain = (g > 0) != (u > 0) ? gains[d][i] + 0.2 : gains[d][i] * 0.8;
+                    gains[d][i] = gain = Math.Max(gain, 0.01);
+                    update[d][i] = u = momentum * u - lr * gain * g;
+                    y[d][i] += u;
+                }
         }
-        return y.MoveToOuterDisposeScope();
+        var result = new double[count * dims];
+        for (int d = 0; d < dims; d++)
+            for (int i = 0; i < count; i++) result[i * dims + d] = y[d][i];
+        return tensor(result, new long[] { n, dims }, ScalarType.Float64).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="Gradient"/> of exaggeration·P without any N×N intermediate: for each i one pass over j gives
+    /// A_i = Σ_j p_ij w_ij (y_i − y_j), R_i = Σ_j w_ij² (y_i − y_j) and Z_i = Σ_{j≠i} w_ij with w = (1 + ‖y_i − y_j‖²)⁻¹;
+    /// since q_ij = w_ij / Z (Z = Σ_i Z_i), the gradient is 4 (exaggeration·A_i − R_i / Z). Vectorised over j, parallel
+    /// over i; <paramref name="y"/> is one array per dimension, the result goes to <paramref name="grad"/> (same layout).
+    /// </summary>
+    public static void GradientInto(double[] p, double[][] y, double exaggeration, double[][] grad)
+    {
+        int n = y[0].Length, dims = y.Length, lanes = Vector<double>.Count;
+        var z = new double[n];
+        var repulsion = new double[dims][];
+        for (int d = 0; d < dims; d++) repulsion[d] = new double[n];
+        Parallel.For(0, n, i =>
+        {
+            Span<Vector<double>> diff = stackalloc Vector<double>[dims];
+            Span<Vector<double>> av = stackalloc Vector<double>[dims];
+            Span<Vector<double>> rv = stackalloc Vector<double>[dims];
+            Span<double> a = stackalloc double[dims];
+            Span<double> r = stackalloc double[dims];
+            av.Clear(); rv.Clear(); a.Clear(); r.Clear();
+            var zv = Vector<double>.Zero;
+            double zi = 0;
+            var row = p.AsSpan(i * n, n);
+            int j = 0;
+            for (; j + lanes <= n; j += lanes)
+            {
+                var dist = Vector<double>.Zero;
+                for (int d = 0; d < dims; d++)
+                {
+                    diff[d] = new Vector<double>(y[d][i]) - new Vector<double>(y[d], j);
+                    dist += diff[d] * diff[d];
+                }
+                var w = Vector<double>.One / (Vector<double>.One + dist);
+                var pw = new Vector<double>(row.Slice(j, lanes)) * w;
+                var ww = w * w;
+                zv += w;
+                for (int d = 0; d < dims; d++)
+                {
+                    av[d] += pw * diff[d];
+                    rv[d] += ww * diff[d];
+                }
+            }
+            for (; j < n; j++)
+            {
+                double dist = 0;
+                for (int d = 0; d < dims; d++)
+                {
+                    double dd = y[d][i] - y[d][j];
+                    dist += dd * dd;
+                }
+                double w = 1 / (1 + dist);
+                zi += w;
+                for (int d = 0; d < dims; d++)
+                {
+                    double dd = y[d][i] - y[d][j];
+                    a[d] += row[j] * w * dd;
+                    r[d] += w * w * dd;
+                }
+            }
+            // j = i contributed w = 1 to Z (and nothing to A and R: p_ii = 0 and y_i − y_i = 0).
+            z[i] = zi + Vector.Sum(zv) - 1;
+            for (int d = 0; d < dims; d++)
+            {
+                grad[d][i] = a[d] + Vector.Sum(av[d]);                 // A_i; R_i waits for Z
+                repulsion[d][i] = r[d] + Vector.Sum(rv[d]);
+            }
+        });
+        double total = z.Sum();
+        for (int d = 0; d < dims; d++)
+            for (int i = 0; i < n; i++)
+                grad[d][i] = 4 * (exaggeration * grad[d][i] - repulsion[d][i] / total);
     }
 
     /// <summary>
@@ -75,35 +175,49 @@ public static class Tsne
     }
 
     /// <summary>
-    /// Row-wise P_{j|i} ∝ exp(−β_i d²_ij) with each β_i found by bisection (all rows at once) so that the entropy of
-    /// row i equals log(perplexity) to 1e-10 nats.
+    /// Row-wise P_{j|i} ∝ exp(−β_i d²_ij) with each β_i found by bisection so that the entropy of row i equals
+    /// log(perplexity) to 1e-10 nats (rows in parallel, each on its own array).
     /// </summary>
     public static Tensor ConditionalProbabilities(Tensor squaredDistances, double perplexity)
     {
-        using var scope = NewDisposeScope();
-        long n = squaredDistances.shape[0];
-        var d = squaredDistances.to(ScalarType.Float64);
-        // Distances relative to each row's nearest neighbour: the same distribution, and exp() cannot underflow to 0/0.
-        var offDiag = d + diag(full(n, double.PositiveInfinity, ScalarType.Float64));
-        var d0 = offDiag - offDiag.amin(new long[] { 1 }, keepdim: true);
+        int n = (int)squaredDistances.shape[0];
+        var d = squaredDistances.to(ScalarType.Float64).contiguous().data<double>().ToArray();
+        var probs = new double[(long)n * n];
         double target = Math.Log(perplexity);
-        var lo = zeros(n, 1, ScalarType.Float64);
-        var hi = full(n, 1, double.PositiveInfinity, ScalarType.Float64);
-        var beta = ones(n, 1, ScalarType.Float64) / d0.masked_fill(d0.isinf(), 0).mean(new long[] { 1 }, keepdim: true).clamp_min(1e-12);
-        Tensor probs = d0;
-        for (int i = 0; i < 200; i++)
+        Parallel.For(0, n, i =>
         {
-            var logits = -beta * d0;
-            var logZ = logits.logsumexp(1, keepdim: true);
-            probs = (logits - logZ).exp();
-            var entropy = logZ - (probs * logits).nan_to_num(0).sum(1, keepdim: true);   // H = log Z − Σ p·logit
-            var tooFlat = entropy > target;                                  // entropy too high → increase β
-            lo = where(tooFlat, beta, lo);
-            hi = where(tooFlat, hi, beta);
-            beta = where(hi.isinf(), beta * 2, (lo + hi) / 2);
-            if ((entropy - target).abs().max().item<double>() < 1e-10) break;
-        }
-        return probs.MoveToOuterDisposeScope();
+            var row = d.AsSpan(i * n, n);
+            var p = probs.AsSpan(i * n, n);
+            // Distances relative to the nearest neighbour: the same distribution, and exp() cannot underflow to 0/0.
+            double nearest = double.PositiveInfinity, sum = 0;
+            for (int j = 0; j < n; j++)
+                if (j != i) { nearest = Math.Min(nearest, row[j]); }
+            for (int j = 0; j < n; j++)
+                if (j != i) sum += row[j] - nearest;
+            double lo = 0, hi = double.PositiveInfinity, beta = 1 / Math.Max(sum / n, 1e-12);
+            for (int it = 0; it < 200; it++)
+            {
+                // H = log Z − Σ p·logit with logit = −β d0 (≤ 0, and 0 at the nearest neighbour, so Z ≥ 1).
+                double z = 0, weighted = 0;
+                for (int j = 0; j < n; j++)
+                {
+                    if (j == i) continue;
+                    double logit = -beta * (row[j] - nearest);
+                    double e = Math.Exp(logit);
+                    p[j] = e;
+                    z += e;
+                    weighted += e * logit;
+                }
+                double entropy = Math.Log(z) - weighted / z;
+                for (int j = 0; j < n; j++) p[j] /= z;
+                p[i] = 0;
+                if (Math.Abs(entropy - target) < 1e-10) break;
+                if (entropy > target) lo = beta;                                 // too flat → increase β
+                else hi = beta;
+                beta = double.IsPositiveInfinity(hi) ? beta * 2 : (lo + hi) / 2;
+            }
+        });
+        return tensor(probs, new long[] { n, n }, ScalarType.Float64);
     }
 
     /// <summary>Pairwise squared Euclidean distances of the rows ([N, N], exact zeros on the diagonal).</summary>

@@ -62,6 +62,27 @@ public class TsneTests
         }
     }
 
+    [Theory]
+    [InlineData(37, 2, 1.0)]     // 37: a vector tail on every row
+    [InlineData(40, 3, 12.0)]    // three dimensions, early exaggeration
+    public void ArrayGradientMatchesTheTensorGradient(int n, int dims, double exaggeration)
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(new long[] { n, 5 }, ScalarType.Float64, generator: new Generator(11));
+        var p = Tsne.JointProbabilities(x, 6);
+        var y = randn(new long[] { n, dims }, ScalarType.Float64, generator: new Generator(12)) * 3;
+        var expected = Tsne.Gradient(p * exaggeration, y).data<double>().ToArray();
+        var yv = y.data<double>().ToArray();
+        var columns = Enumerable.Range(0, dims).Select(d => Enumerable.Range(0, n).Select(i => yv[i * dims + d]).ToArray()).ToArray();
+        var grad = Enumerable.Range(0, dims).Select(_ => new double[n]).ToArray();
+        Tsne.GradientInto(p.contiguous().data<double>().ToArray(), columns, exaggeration, grad);
+        double scale = expected.Max(Math.Abs);
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < dims; d++)
+                Assert.True(Math.Abs(expected[i * dims + d] - grad[d][i]) <= 1e-12 * scale,
+                    $"point {i}, dim {d}: tensor {expected[i * dims + d]:R}, arrays {grad[d][i]:R}");
+    }
+
     [Fact]
     public void SeparatesWellSeparatedBlobsDeterministically()
     {

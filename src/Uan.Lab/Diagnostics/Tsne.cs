@@ -27,7 +27,8 @@ public sealed record TsneOptions
 /// Exact t-SNE (van der Maaten and Hinton, 2008) on TorchSharp tensors: Gaussian affinities with a per-point bandwidth
 /// found by binary search so that every conditional distribution has the requested perplexity, symmetrised; a
 /// Student-t kernel in the embedding; gradient descent with momentum, per-coordinate gains and early exaggeration.
-/// O(N²) memory and time per iteration, meant for up to a few thousand points (the figures use ≤ 2,000). Everything
+/// O(N²) time per iteration and O(N²) memory for P only (the iterations make one pass per point over arrays), meant
+/// for up to a few thousand points (the figures use ≤ 2,000). Everything
 /// is in float64 and deterministic for a seed.
 /// </summary>
 public static class Tsne

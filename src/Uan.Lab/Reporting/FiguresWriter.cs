@@ -94,7 +94,7 @@ public static class FiguresWriter
                 clock.Stop();
                 double knn = Tsne.KnnAccuracy(embedding, labels, Math.Min(o.Knn, n - 1));
                 progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                    $"  done in {clock.Elapsed.TotalSeconds:F1} s; kNN-{o.Knn} accuracy {knn:P1}"));
+                    $"  done in {clock.Elapsed.TotalSeconds:F1} s; kNN-{o.Knn} accuracy {100 * knn:F1} %"));
                 tsne.Add(new TsneResult(run.Label, snap.Epoch, snap.Epochs, n, perplexity, knn, clock.Elapsed.TotalSeconds, image));
                 panels.Add(TsnePanel(embedding, labels, string.Create(CultureInfo.InvariantCulture,
                     $"{run.Label}, epoch {snap.Epoch}/{snap.Epochs}: kNN-{o.Knn} acc {100 * knn:F1}%")));
@@ -205,7 +205,8 @@ public static class FiguresWriter
         plot.Title(title, size: 13);
         plot.Axes.Left.TickLabelStyle.IsVisible = false;
         plot.Axes.Bottom.TickLabelStyle.IsVisible = false;
-        if (labels.Distinct().Count() <= 20) plot.ShowLegend(Alignment.UpperRight);
+        // Outside the axes: inside, the legend covers whichever cluster lands in its corner.
+        if (labels.Distinct().Count() <= 20) plot.ShowLegend(Edge.Right);
         return plot;
     }
 

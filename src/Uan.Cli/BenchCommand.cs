@@ -51,6 +51,8 @@ internal static class BenchCommand
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; median of {p.GetValue(repeats)} (tensor-op path: {p.GetValue(referenceRepeats)}); ratio = time / BatchNorm2d time measured around it; input: {(p.GetValue(leaf) ? "a leaf tensor (--leaf-input)" : "a view of a leaf tensor, as inside a network")}."));
             md.AppendLine();
+            md.AppendLine(AllocatorNote());
+            md.AppendLine();
             var rows = new List<SpeedRow>();
             foreach (var shape in parsedShapes)
                 rows.AddRange(SpeedCheck.MeasureNorms(shape, SpeedCheck.DefaultCases(shape[1], kv), !p.GetValue(forwardOnly),
@@ -75,5 +77,20 @@ internal static class BenchCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Which allocation regime the timings ran in. glibc maps every allocation above its mmap threshold afresh, and the
+    /// threshold adapts only up to 32 MiB: larger tensors (a [64, 128, 32, 32] float32 tensor is exactly 32 MiB) then
+    /// pay page faults on every allocation, for BatchNorm and UAN alike, and those dominate both times.
+    /// <c>MALLOC_MMAP_THRESHOLD_</c> set at start-up keeps them on the reusable heap.
+    /// </summary>
+    internal static string AllocatorNote()
+    {
+        string? threshold = Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_");
+        if (!OperatingSystem.IsLinux()) return "Allocator: the platform's default.";
+        return threshold is null
+            ? "Allocator: glibc defaults (tensors of 32 MiB or more are mapped afresh on every allocation, so page faults weigh on every layer; set MALLOC_MMAP_THRESHOLD_=4294967296 to time the layers on a warm heap)."
+            : $"Allocator: glibc with MALLOC_MMAP_THRESHOLD_={threshold} (large tensors reuse heap memory: the timings are the layers' own work).";
     }
 }

@@ -186,7 +186,7 @@ public sealed class AdaMatchTable
             SeedStat? Stat(Func<AdaMatchEpoch, double> value) => SeedStat.Of(finished.Select(r => value(r.LastEpoch!)).ToList());
 
             if (finished.Select(r => r.LastEpoch!.Epoch).Distinct().Count() > 1)
-                warnings.Add($"AdaMatch {group.Label}: runs stopped at different epochs ({string.Join(", ",
+                warnings.Add($"{group.Label}: runs stopped at different epochs ({string.Join(", ",
                     finished.Select(r => $"{Relative(r)}: epoch {r.LastEpoch!.Epoch}"))}); each is read at its own last finished epoch");
             foreach (var dup in group.Runs.GroupBy(r => r.Results.Config.Seed).Where(g => g.Count() > 1))
                 warnings.Add($"AdaMatch {group.Label}, seed {dup.Key}: {dup.Count()} runs ({string.Join(", ",

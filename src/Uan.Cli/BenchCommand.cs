@@ -90,7 +90,7 @@ internal static class BenchCommand
         string? threshold = Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_");
         if (!OperatingSystem.IsLinux()) return "Allocator: the platform's default.";
         return threshold is null
-            ? "Allocator: glibc defaults (tensors of 32 MiB or more are mapped afresh on every allocation, so page faults weigh on every layer; set MALLOC_MMAP_THRESHOLD_=4294967296 to time the layers on a warm heap)."
-            : $"Allocator: glibc with MALLOC_MMAP_THRESHOLD_={threshold} (large tensors reuse heap memory: the timings are the layers' own work).";
+            ? "Allocator: glibc defaults (tensors of 32 MiB or more are mapped afresh on every allocation, so page faults weigh on every layer; set MALLOC_MMAP_THRESHOLD_=4294967296 and MALLOC_TRIM_THRESHOLD_=4294967296 to time the layers on a warm heap)."
+            : $"Allocator: glibc with MALLOC_MMAP_THRESHOLD_={threshold}, MALLOC_TRIM_THRESHOLD_={Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") ?? "default (freed heap tops go back to the OS: set it too)"} (large tensors reuse heap memory: the timings are the layers' own work).";
     }
 }

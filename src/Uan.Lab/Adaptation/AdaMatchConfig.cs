@@ -37,9 +37,9 @@ public sealed record AdaMatchConfig
     /// Initial Adam learning rate of the cosine decay. The paper's 0.03 is kept in <see cref="Paper"/>; the CPU default
     /// is 0.003 because at 0.03 the very first Adam step (every weight moves by about the learning rate) makes the
     /// eval-mode second pass, which still uses the running statistics from before that step, return logits in the
-    /// tens of thousands: the loss and the gradient norm jump by four orders of magnitude, Adam's second-moment
-    /// estimate then damps every later step, and the network stays at chance (measured with <c>uan adapt --step-log</c>,
-    /// README "Domain adaptation").
+    /// thousands (mean |logit| about 8,000 against 1 before): the loss and the gradient norm jump about 2,000-fold
+    /// and the network stays at chance for the rest of the epoch (measured with <c>uan adapt --step-log</c>, README
+    /// "Domain adaptation").
     /// </summary>
     public double LearningRate { get; init; } = 0.003;
     /// <summary>Floor of the cosine decay as a fraction of the initial rate (Keras' alpha; the paper: 0.25).</summary>

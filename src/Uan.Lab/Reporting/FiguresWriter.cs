@@ -57,6 +57,33 @@ public static class FiguresWriter
 
     private sealed record RunInfo(string Dir, string Label);
 
+    /// <summary>The configuration of an AdaMatch run folder, or null for other runs (and unreadable files).</summary>
+    private static Adaptation.AdaMatchConfig? AdaMatchConfigOf(string runDir)
+    {
+        string path = Path.Combine(runDir, RunResults.FileName);
+        if (!File.Exists(path) || !Adaptation.AdaMatchResults.IsAdaMatchFile(path)) return null;
+        try { return Adaptation.AdaMatchResults.Load(path).Config; }
+        catch (InvalidDataException) { return null; }
+    }
+
+    /// <summary>
+    /// Seed-independent groups for the gradient figure: AdaMatch runs of one configuration but for the seed share
+    /// their table label (as in <c>uan report</c>; " [2]", " [3]" when different configurations share a label);
+    /// other runs get null (each is its own line).
+    /// </summary>
+    internal static string?[] SeedGroups(IReadOnlyList<Adaptation.AdaMatchConfig?> configs)
+    {
+        var keys = configs.Select(c => c is null ? null : AdaMatchGroup.KeyOf(c)).ToList();
+        var distinct = keys.Where(k => k is not null).Distinct().ToList();
+        return keys.Select(k =>
+        {
+            if (k is null) return null;
+            string label = AdaMatchGroup.LabelOf(k);
+            int index = distinct.Where(d => AdaMatchGroup.LabelOf(d!) == label).ToList().IndexOf(k);
+            return index == 0 ? label : $"{label} [{index + 1}]";
+        }).ToArray();
+    }
+
     /// <summary>
     /// Finds the runs in <paramref name="dir"/> (the folder itself, or any folder below it, holding snapshots or a
     /// gradient-probe file), writes the figures into <paramref name="outDir"/> and returns what it wrote;
@@ -122,12 +149,14 @@ public static class FiguresWriter
             written.Add(path);
         }
 
-        var gradients = new List<GradientVarianceSeries>();
+        var probed = new List<(RunInfo Run, IReadOnlyList<GradientProbeRecord> Records)>();
         foreach (var run in runs.Where(r => File.Exists(Path.Combine(r.Dir, GradientProbeLog.FileName))))
         {
-            try { gradients.Add(new GradientVarianceSeries(run.Label, GradientProbeLog.Load(run.Dir))); }
+            try { probed.Add((run, GradientProbeLog.Load(run.Dir))); }
             catch (InvalidDataException e) { warnings.Add(e.Message); }
         }
+        var groups = SeedGroups(probed.Select(p => AdaMatchConfigOf(p.Run.Dir)).ToList());
+        var gradients = probed.Select((p, i) => new GradientVarianceSeries(p.Run.Label, p.Records, groups[i])).ToList();
         if (gradients.Any(g => g.Records.Count > 0))
         {
             progress?.Invoke($"gradient variance: {gradients.Count} run(s)");

@@ -156,4 +156,18 @@ public class GradientProbeTests
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
         }
     }
+
+    [Fact]
+    public void SeedsOfOneAdaMatchConfigurationShareAGradientLine()
+    {
+        var a = new Uan.Lab.Adaptation.AdaMatchConfig { Seed = 1, Threads = 1 };
+        var groups = Uan.Lab.Reporting.FiguresWriter.SeedGroups(new Uan.Lab.Adaptation.AdaMatchConfig?[]
+        {
+            a, a with { Seed = 2, Threads = 2 },                 // the same configuration: one line
+            a with { LearningRate = 0.01 },                      // same label, another configuration: kept apart
+            a with { InputNorm = "uan:k=2", Seed = 3 },
+            null,                                                // not an AdaMatch run: its own line
+        });
+        Assert.Equal(new[] { "AdaMatch", "AdaMatch", "AdaMatch [2]", "AdaMatch + UAN (input uan:k=2)", null }, groups);
+    }
 }

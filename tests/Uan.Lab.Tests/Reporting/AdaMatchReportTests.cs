@@ -155,7 +155,7 @@ public class AdaMatchTableTests
     public void GroupsWithTheSameLabelAreToldApartByTheFieldsThatDiffer()
     {
         using var tmp = new TempDir();
-        SyntheticAdaMatch.Write(tmp.File("a"), SyntheticAdaMatch.Config(1), [new(0.8, 0.8, 0.2, 0.2)]);
+        SyntheticAdaMatch.Write(tmp.File("a"), SyntheticAdaMatch.Config(1) with { LearningRate = 0.03 }, [new(0.8, 0.8, 0.2, 0.2)]);
         SyntheticAdaMatch.Write(tmp.File("b"), SyntheticAdaMatch.Config(1) with { LearningRate = 0.003 }, [new(0.8, 0.8, 0.2, 0.2)]);
         SyntheticAdaMatch.Write(tmp.File("c"), SyntheticAdaMatch.Config(1) with { Norm = "mn" }, [new(0.8, 0.8, 0.2, 0.2)]);
 

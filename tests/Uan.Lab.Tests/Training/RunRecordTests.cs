@@ -141,7 +141,7 @@ public class RunRecordTests
     public void ResumeCheckIgnoresTheBlankedFieldsAndShowsTheSavedConfiguration()
     {
         static AdaMatchConfig Blank(AdaMatchConfig c) => c with { Epochs = 0, Device = "", Threads = null };
-        var saved = new AdaMatchConfig { Epochs = 5, Threads = 1 };
+        var saved = new AdaMatchConfig { Epochs = 5, Threads = 1, LearningRate = 0.03 };
 
         RunRecord.CheckResumable("runs/a", saved, saved with { Epochs = 10, Threads = 2, Device = "cuda" }, Blank);
 

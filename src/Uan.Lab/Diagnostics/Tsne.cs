@@ -24,7 +24,7 @@ public sealed record TsneOptions
 }
 
 /// <summary>
-/// Exact t-SNE (van der Maaten and Hinton, 2008) on TorchSharp tensors: Gaussian affinities with a per-point bandwidth
+/// Exact t-SNE (van der Maaten and Hinton, 2008): Gaussian affinities (distances on TorchSharp tensors) with a per-point bandwidth
 /// found by binary search so that every conditional distribution has the requested perplexity, symmetrised; a
 /// Student-t kernel in the embedding; gradient descent with momentum, per-coordinate gains and early exaggeration.
 /// O(N²) time per iteration and O(N²) memory for P only (the iterations make one pass per point over arrays), meant

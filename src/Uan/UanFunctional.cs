@@ -15,13 +15,6 @@ public static class UanFunctional
     /// <summary>Statistics of one BatchStats / MixtureNorm training forward, for the caller's running buffers.</summary>
     public sealed record BatchMoments(Tensor Mean, Tensor Var, Tensor UnbiasedVar);
 
-    /// <summary>
-    /// Runs a fused elementwise transform on x, through the channel-rows layout when x's spatial runs are short
-    /// (<see cref="ChannelRows"/>); the result has x's shape.
-    /// </summary>
-    static Tensor InKernelLayout(Tensor x, Func<Tensor, Tensor> transform) =>
-        ChannelRows.Wanted(x) ? ChannelRows.From(transform(ChannelRows.To(x)), x.shape) : transform(x);
-
     /// <summary>Statistics of one ReferenceCompat forward, for the moving-average write into mu, rho, alpha.</summary>
     public sealed record ReferenceStats(Tensor OutputMean, Tensor OutputVar, Tensor MeanResponsibility);
 
@@ -36,7 +29,7 @@ public static class UanFunctional
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
         // The fused kernel takes (μ, log λ, σ²); the cheap [K, C] softplus / log-softmax chain stays with autograd.
         if (UanKernels.CanFuse(x, mu, logLambda, variance, weight, bias))
-            return InKernelLayout(x, xk => Fused.Paper(xk, mu, logLambda, variance, weight, bias, withLogZ: false)[0])
+            return Fused.Paper(x, mu, logLambda, variance, weight, bias, withLogZ: false)[0]
                 .MoveToOuterDisposeScope();
         var tau = Responsibilities(x, logLambda, mu, variance, out _);
         var y = Combine(x, tau, logLambda, mu, variance, varianceEps: 0);
@@ -53,8 +46,7 @@ public static class UanFunctional
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
         // The fused Paper node also yields the mean log-likelihood; its y output goes unused (no gradient).
         if (UanKernels.CanFuse(x, mu, logLambda, variance))
-            return (0.5 * Math.Log(2 * Math.PI)
-                    - Fused.Paper(ChannelRows.Wanted(x) ? ChannelRows.To(x) : x, mu, logLambda, variance, null, null, true)[1])
+            return (0.5 * Math.Log(2 * Math.PI) - Fused.Paper(x, mu, logLambda, variance, null, null, true)[1])
                 .MoveToOuterDisposeScope();
         Responsibilities(x, logLambda, mu, variance, out var logZ);
         return (0.5 * Math.Log(2 * Math.PI) - logZ.mean()).MoveToOuterDisposeScope();
@@ -70,11 +62,9 @@ public static class UanFunctional
         var (logLambda, variance) = MixtureFromParameters(rho, alpha, eps);
         if (UanKernels.CanFuse(x, mu, logLambda, variance, weight, bias))
         {
-            bool rows = ChannelRows.Wanted(x);
-            var outputs = Fused.Paper(rows ? ChannelRows.To(x) : x, mu, logLambda, variance, weight, bias, withLogZ: true);
-            var fusedY = rows ? ChannelRows.From(outputs[0], x.shape) : outputs[0];
+            var outputs = Fused.Paper(x, mu, logLambda, variance, weight, bias, withLogZ: true);
             var fusedNll = 0.5 * Math.Log(2 * Math.PI) - outputs[1];
-            return (fusedY.MoveToOuterDisposeScope(), fusedNll.MoveToOuterDisposeScope());
+            return (outputs[0].MoveToOuterDisposeScope(), fusedNll.MoveToOuterDisposeScope());
         }
         var tau = Responsibilities(x, logLambda, mu, variance, out var logZ);
         var y = Affine(Combine(x, tau, logLambda, mu, variance, varianceEps: 0), weight, bias);
@@ -115,10 +105,9 @@ public static class UanFunctional
         Tensor mixtureMean, Tensor mixtureVar, double eps, Tensor? weight = null, Tensor? bias = null)
     {
         using var scope = NewDisposeScope();
-        bool rows = ChannelRows.Wanted(x);
         if (UanKernels.CanFuse(x, logLambda, mixtureMean, mixtureVar, weight, bias)
-            && Fused.Batch(rows ? ChannelRows.To(x) : x, logLambda, mixtureMean, mixtureVar, eps, weight, bias) is var (fy, fm))
-            return ((rows ? ChannelRows.From(fy, x.shape) : fy).MoveToOuterDisposeScope(), MoveOut(fm));
+            && Fused.Batch(x, logLambda, mixtureMean, mixtureVar, eps, weight, bias) is var (fy, fm))
+            return (fy.MoveToOuterDisposeScope(), MoveOut(fm));
         var logits = LogComponentDensities(x, logLambda, mixtureMean, mixtureVar);
         var logTau = logits - logits.logsumexp(0, keepdim: true);
         var tau = logTau.exp();
@@ -161,8 +150,8 @@ public static class UanFunctional
     {
         using var scope = NewDisposeScope();
         if (UanKernels.CanFuse(x, logLambda, mixtureMean, mixtureVar, componentMean, componentVar, weight, bias))
-            return InKernelLayout(x, xk => Fused.Running(xk, logLambda, mixtureMean, mixtureVar, componentMean,
-                componentVar, eps, weight, bias)).MoveToOuterDisposeScope();
+            return Fused.Running(x, logLambda, mixtureMean, mixtureVar, componentMean, componentVar, eps, weight,
+                bias).MoveToOuterDisposeScope();
         var tau = Responsibilities(x, logLambda, mixtureMean, mixtureVar, out _);
         int d = (int)x.dim();
         var y = (tau * (-0.5 * View(logLambda, d)).exp() * (x.unsqueeze(0) - View(componentMean, d))

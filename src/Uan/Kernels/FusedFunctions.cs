@@ -68,15 +68,27 @@ internal static unsafe class Fused
     }
 
     /// <summary>
-    /// The fused Paper transform: [y] or [y, mean log Σ_k λ_k N(x | μ_k, σ²_k) without ½ log 2π].
+    /// The fused Paper transform: [y] or [y, mean log Σ_k λ_k N(x | μ_k, σ²_k) without ½ log 2π]. Like every entry
+    /// here, it runs the kernel on the channel-rows layout when x's spatial runs are short (<see cref="ChannelRows"/>)
+    /// and returns y in x's shape.
     /// </summary>
     public static List<Tensor> Paper(Tensor x, Tensor mu, Tensor logLambda, Tensor variance, Tensor? weight,
-        Tensor? bias, bool withLogZ) => PaperFunction.apply(x, mu, logLambda, variance, weight!, bias!, withLogZ);
+        Tensor? bias, bool withLogZ)
+    {
+        bool rows = ChannelRows.Wanted(x);
+        var outputs = PaperFunction.apply(rows ? ChannelRows.To(x) : x, mu, logLambda, variance, weight!, bias!, withLogZ);
+        if (rows) outputs[0] = ChannelRows.From(outputs[0], x.shape);
+        return outputs;
+    }
 
     /// <summary>The fused eval transform with given component statistics.</summary>
     public static Tensor Running(Tensor x, Tensor logLambda, Tensor mu, Tensor variance, Tensor mean, Tensor var,
-        double eps, Tensor? weight, Tensor? bias) =>
-        RunningFunction.apply(x, logLambda, mu, variance, mean, var, weight!, bias!, eps)[0];
+        double eps, Tensor? weight, Tensor? bias)
+    {
+        bool rows = ChannelRows.Wanted(x);
+        var y = RunningFunction.apply(rows ? ChannelRows.To(x) : x, logLambda, mu, variance, mean, var, weight!, bias!, eps)[0];
+        return rows ? ChannelRows.From(y, x.shape) : y;
+    }
 
     /// <summary>
     /// The fused batch transform, or null when the input has no finite responsibilities for some component (then
@@ -86,6 +98,10 @@ internal static unsafe class Fused
     public static (Tensor Output, UanFunctional.BatchMoments Moments)? Batch(Tensor x, Tensor logLambda, Tensor mu,
         Tensor variance, double eps, Tensor? weight, Tensor? bias)
     {
+        if (ChannelRows.Wanted(x))
+            return Batch(ChannelRows.To(x), logLambda, mu, variance, eps, weight, bias) is var (rowsY, rowsMoments)
+                ? (ChannelRows.From(rowsY, x.shape), rowsMoments)
+                : null;
         int k = (int)mu.shape[0];
         long c = x.shape[1];
         var lv = Values(logLambda)!;

@@ -40,11 +40,7 @@ foreach (var shape in shapes)
     var x = randn(shape) * 1.5 + 0.3;
     var g = randn(shape);
     using var bn = nn.BatchNorm2d(c);
-    using var paper = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper });
-    using var stats = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
-    using var mix = new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 });
-    var layers = new (string Name, nn.Module<Tensor, Tensor> Layer)[]
-        { ("Paper", paper), ("BatchStats", stats), ("MixtureNorm", mix) };
+    var layers = MixtureLayers(c);
     foreach (var (_, l) in layers) l.train();
     bn.train();
     // First calls do data initialisation / k-means++ seeding; keep them out of the timings.
@@ -74,6 +70,7 @@ foreach (var shape in shapes)
             Console.WriteLine($"  {(fused ? "fused" : "tensor-op"),-9} {name,-11} {Median(times),9:F1} ms   BN {Median(bnTimes),7:F1} ms   ratio {Median(ratios),6:F2}   best {times.Min(),8:F1} / {bnTimes.Min(),6:F1} = {times.Min() / bnTimes.Min(),5:F2}");
         }
     }
+    foreach (var (_, l) in layers) l.Dispose();
 }
 
 static double Step(nn.Module<Tensor, Tensor> layer, Tensor x0, Tensor g)
@@ -210,12 +207,7 @@ static void RowsLayout(int reps, long[][] shapes)
         var x = randn(shape) * 1.5 + 0.3;
         var g = randn(shape);
         using var bn = shape.Length == 2 ? (nn.Module<Tensor, Tensor>)nn.BatchNorm1d(c) : nn.BatchNorm2d(c);
-        var layers = new (string Name, nn.Module<Tensor, Tensor> Layer)[]
-        {
-            ("Paper", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper })),
-            ("BatchStats", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats })),
-            ("MixtureNorm", new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 })),
-        };
+        var layers = MixtureLayers(c);
         bn.train();
         foreach (var (_, l) in layers) { l.train(); Step(l, x, g); }
         Console.WriteLine($"[{string.Join(",", shape)}]");
@@ -232,10 +224,17 @@ static void RowsLayout(int reps, long[][] shapes)
                     r[rows].Add(tu / ((tb + tb2) / 2));
                 }
             ChannelRows.Enabled = true;
-            static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
             Console.WriteLine($"  {name,-12} caller layout {Median(t[false]),8:F2} ms ({Median(r[false]),7:F1}x)   " +
                               $"channel rows {Median(t[true]),8:F2} ms ({Median(r[true]),7:F1}x)   speed-up {Median(t[false]) / Median(t[true]):F2}");
         }
         foreach (var (_, l) in layers) l.Dispose();
     }
 }
+
+// The three layers every mode times: UAN Paper and BatchStats and MixtureNorm (2 EM iterations), K = 3.
+static (string Name, nn.Module<Tensor, Tensor> Layer)[] MixtureLayers(long c) =>
+[
+    ("Paper", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper })),
+    ("BatchStats", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats })),
+    ("MixtureNorm", new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 })),
+];

@@ -15,7 +15,7 @@ public sealed class CliTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private static (int Code, string Out, string Err) Uan(params string[] args)
+    internal static (int Code, string Out, string Err) Uan(params string[] args)
     {
         var o = new StringWriter();
         var e = new StringWriter();
@@ -308,13 +308,7 @@ public sealed class FiguresCliTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private static (int Code, string Out, string Err) Uan(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = UanCommand.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Uan(params string[] args) => CliTests.Uan(args);
 
     [Fact]
     public void SnapshotsThenFiguresWritesTsneActivationsAndTable()

@@ -48,13 +48,12 @@ public class AdaMatchTrainerTests : IDisposable
     private static Dictionary<string, float[]> Weights(nn.Module model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
 
-    [Fact]
-    public void AFewStepsLowerTheSourceLoss()
+    /// <summary>
+    /// One step's batches from fixed images: the first 8 source images (weak, strong, labels) and the first 24 target
+    /// images (weak, strong), augmented from generator seed 2. In the caller's dispose scope.
+    /// </summary>
+    private static (Tensor SourceWeak, Tensor SourceStrong, Tensor Labels, Tensor TargetWeak, Tensor TargetStrong) Batches(AdaMatchData data)
     {
-        using var data = Data();
-        using var trainer = new AdaMatchTrainer(Config(), data, _dir);
-        using var scope = NewDisposeScope();
-        manual_seed(1);
         using var g = new Generator(2);
         var idx = arange(8, ScalarType.Int64);
         var src = data.SourceBase.Apply(data.SourceTrain.Images.index_select(0, idx), false, g);
@@ -64,6 +63,17 @@ public class AdaMatchTrainerTests : IDisposable
         var ss = data.Strong.Apply(src, true, g);
         var tw = data.Weak.Apply(tgt, true, g);
         var ts = data.Strong.Apply(tgt, true, g);
+        return (sw, ss, labels, tw, ts);
+    }
+
+    [Fact]
+    public void AFewStepsLowerTheSourceLoss()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config(), data, _dir);
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        var (sw, ss, labels, tw, ts) = Batches(data);
         var first = trainer.Step(sw, ss, labels, tw, ts, 0);
         AdaMatchStep last = first;
         for (int i = 1; i < 15; i++) last = trainer.Step(sw, ss, labels, tw, ts, i);
@@ -78,15 +88,7 @@ public class AdaMatchTrainerTests : IDisposable
     {
         using var data = Data();
         using var scope = NewDisposeScope();
-        using var g = new Generator(2);
-        var idx = arange(8, ScalarType.Int64);
-        var src = data.SourceBase.Apply(data.SourceTrain.Images.index_select(0, idx), false, g);
-        var tgt = data.TargetTrain.Images.index_select(0, arange(24, ScalarType.Int64)).to(ScalarType.Float32);
-        var labels = data.SourceTrain.Labels.index_select(0, idx);
-        var sw = data.Weak.Apply(src, true, g);
-        var ss = data.Strong.Apply(src, true, g);
-        var tw = data.Weak.Apply(tgt, true, g);
-        var ts = data.Strong.Apply(tgt, true, g);
+        var (sw, ss, labels, tw, ts) = Batches(data);
 
         // Two trainers of one seed start from the same weights; one steps, the other redoes the step's passes by hand.
         using var trainer = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "a"));

@@ -217,7 +217,7 @@ public sealed class AdaMatchTrainer : IDisposable
                     using var s = sources.Current;
                     using var t = targets.Current;
                     if (cancel.IsCancellationRequested)
-                        return Finish(results, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
+                        return RunRecord.Finish(results, RunDir, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
                                                           $"(the last checkpoint holds {epoch} finished epochs)");
                     AdaMatchStep r;
                     using (NewDisposeScope())
@@ -230,7 +230,7 @@ public sealed class AdaMatchTrainer : IDisposable
                     }
                     StepFinished?.Invoke(epoch + 1, (long)epoch * StepsPerEpoch + step, r);
                     if (!double.IsFinite(r.Loss))
-                        return Finish(results, "diverged",
+                        return RunRecord.Finish(results, RunDir, "diverged",
                             $"non-finite loss ({r.Loss}) at epoch {epoch + 1}, step {step + 1} (source {r.SourceLoss}, target {r.TargetLoss}); " +
                             (epoch > 0 ? $"{LastCheckpoint} keeps epoch {epoch}" : "no checkpoint was written"));
                     lossSum += r.Loss; sourceSum += r.SourceLoss; targetSum += r.TargetLoss; maskSum += r.MaskRate;
@@ -264,7 +264,7 @@ public sealed class AdaMatchTrainer : IDisposable
                 SaveCheckpoint(lastPath, epoch + 1);
                 EpochFinished?.Invoke(metrics);
             }
-            return Finish(results, "completed", null);
+            return RunRecord.Finish(results, RunDir, "completed", null);
         }
         finally
         {
@@ -345,15 +345,6 @@ public sealed class AdaMatchTrainer : IDisposable
         var source = Take(_data.SourceTrain, _data.SourceBase, ProbeSourceImages);
         var target = Take(_data.TargetTrain, _data.TargetBase, ProbeTargetImages);
         return (source.DetachFromDisposeScope(), target.DetachFromDisposeScope());
-    }
-
-    private AdaMatchResults Finish(AdaMatchResults results, string status, string? message)
-    {
-        results.Status = status;
-        results.Message = message;
-        results.Updated = DateTimeOffset.Now;
-        results.Save(RunDir);
-        return results;
     }
 
     private void CheckResumable(AdaMatchConfig saved) =>

@@ -49,6 +49,19 @@ public abstract record RunRecord
         AtomicFile.WriteAllText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(this, GetType(), Json));
 
     /// <summary>
+    /// Ends a run: sets <see cref="Status"/> and <see cref="Message"/>, stamps <see cref="Updated"/>, saves into
+    /// <paramref name="runDir"/> and returns <paramref name="results"/>.
+    /// </summary>
+    public static T Finish<T>(T results, string runDir, string status, string? message) where T : RunRecord
+    {
+        results.Status = status;
+        results.Message = message;
+        results.Updated = DateTimeOffset.Now;
+        results.Save(runDir);
+        return results;
+    }
+
+    /// <summary>
     /// Reads a results file as <typeparamref name="T"/> (<paramref name="path"/> may be the run folder); the error
     /// names the file and says it is not a valid <paramref name="what"/> when it cannot be parsed.
     /// </summary>

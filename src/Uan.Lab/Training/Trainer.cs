@@ -143,7 +143,7 @@ public sealed class Trainer : IDisposable
                 using (var scope = NewDisposeScope())
                 {
                     if (cancel.IsCancellationRequested)
-                        return Finish(results, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
+                        return RunRecord.Finish(results, RunDir, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
                                                             $"(the last checkpoint holds {epoch} finished epochs)");
                     var images = batch.Images.to(Device);
                     var labels = batch.Labels.to(Device);
@@ -152,7 +152,7 @@ public sealed class Trainer : IDisposable
                     var loss = nn.functional.cross_entropy(logits, labels);
                     double lossValue = loss.item<float>();
                     if (!double.IsFinite(lossValue))
-                        return Finish(results, "diverged",
+                        return RunRecord.Finish(results, RunDir, "diverged",
                             $"non-finite loss ({lossValue}) at epoch {epoch + 1}, step {step + 1}; " +
                             (start > 0 || epoch > 0 ? $"{LastCheckpoint} keeps epoch {epoch}" : "no checkpoint was written"));
                     var total = loss;
@@ -202,7 +202,7 @@ public sealed class Trainer : IDisposable
             _snapshots?.AfterEpoch(Model, epoch + 1);
             EpochFinished?.Invoke(metrics);
         }
-        return Finish(results, "completed", null);
+        return RunRecord.Finish(results, RunDir, "completed", null);
     }
 
     /// <summary>Loss, accuracy, top-5 and macro P/R/F1 of the model (eval mode, no gradients) on a split.</summary>
@@ -231,15 +231,6 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Loads model weights (and buffers) from a checkpoint written by this class; returns its epoch.</summary>
     public int LoadWeights(string path) => LoadCheckpoint(path, withOptimizer: false).Epoch;
-
-    private RunResults Finish(RunResults results, string status, string? message)
-    {
-        results.Status = status;
-        results.Message = message;
-        results.Updated = DateTimeOffset.Now;
-        results.Save(RunDir);
-        return results;
-    }
 
     private void CheckResumable(RunConfig saved) =>
         RunRecord.CheckResumable(RunDir, saved, Config, c => c with { Epochs = 0, Device = "", Threads = null, Snapshots = false });

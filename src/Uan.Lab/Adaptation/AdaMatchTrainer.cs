@@ -149,10 +149,9 @@ public sealed class AdaMatchTrainer : IDisposable
             evalLogits.detach().abs().mean().item<float>());
         if (!double.IsFinite(total)) return result;
         loss.Total.backward();
-        double squares = 0;
-        foreach (var p in _parameters)
-            if (p.grad is { } grad) squares += grad.square().sum().to(ScalarType.Float64).item<double>();
-        result = result with { GradNorm = Math.Sqrt(squares) };
+        // One host sync for the whole norm, not one per tensor.
+        var squares = _parameters.Where(p => p.grad is not null).Select(p => p.grad!.to(ScalarType.Float64).square().sum()).ToArray();
+        result = result with { GradNorm = squares.Length == 0 ? 0 : stack(squares).sum().sqrt().item<double>() };
         foreach (var layer in _uanLayers) layer.ApplyReferenceUpdate();
         _optimizer.step();
         return result;

@@ -117,9 +117,14 @@ static void Profile(long[] shape)
             Enumerable.Repeat(Math.Log(1.0 / 3), 3 * (int)shape[1]).ToArray(), Enumerable.Repeat(1.0, 3 * (int)shape[1]).ToArray(), null, null);
         var y = empty_like(x);
         var gx = empty_like(x);
+        foreach (bool wide in new[] { false, true })
+        {
+        using var width = Simd.Use(wide);
+        Console.Write($"{(wide ? "Vector512" : $"Vector<T> ({System.Numerics.Vector<float>.Count} floats)")}: ");
         Console.WriteLine($"kernel fwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Forward(x, y, m, false); return sw.Elapsed.TotalMilliseconds; }):F1}" +
             $"  kernel bwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Backward(x, g, gx, m, null, null, null, 0); return sw.Elapsed.TotalMilliseconds; }):F1}" +
             $"  copy {Best(() => { var sw = Stopwatch.StartNew(); using var c = x.clone(); return sw.Elapsed.TotalMilliseconds; }):F1}");
+        }
     }
     double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)
     {

@@ -1,4 +1,3 @@
-using System.Numerics;
 using static TorchSharp.torch;
 
 namespace Uan.Kernels;
@@ -22,7 +21,7 @@ internal static class ChannelRows
     public static bool Wanted(Tensor x)
     {
         var (n, _, s) = KernelMath.Dims(x);
-        int lanes = x.dtype == ScalarType.Float64 ? Vector<double>.Count : Vector<float>.Count;
+        int lanes = Simd.Lanes(x.dtype == ScalarType.Float64);
         return Enabled && n > 1 && s % lanes != 0 && s < 4L * lanes;
     }
 

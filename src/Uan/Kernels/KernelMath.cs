@@ -6,66 +6,13 @@ using static TorchSharp.torch;
 namespace Uan.Kernels;
 
 /// <summary>
-/// Shared pieces of the fused kernels: vector exp/log for a generic float type, the channel × batch-block work
-/// split, and conversion of the small [K, C] / [C] tensors to double arrays.
+/// Shared pieces of the fused kernels: the channel × batch-block work split, tensor pointers and sizes, and
+/// conversion of the small [K, C] / [C] tensors to double arrays. (Vector operations: <see cref="ISimd{TV, T}"/>.)
 /// </summary>
 internal static unsafe class KernelMath
 {
     /// <summary>Below this many input elements the work is too small to pay for Parallel.For's overhead.</summary>
     const long ParallelThreshold = 1 << 15;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<T> Exp<T>(Vector<T> v) where T : unmanaged
-    {
-        // typeof tests are JIT-time constants, so each instantiation keeps only its own branch.
-        if (typeof(T) == typeof(float)) return Vector.As<float, T>(ExpSingle(Vector.As<T, float>(v)));
-        return Vector.As<double, T>(Vector.Exp(Vector.As<T, double>(v)));
-    }
-
-    /// <summary>
-    /// exp for float lanes in float arithmetic (Cephes expf: Cody–Waite reduction by ln 2 and a degree-6
-    /// polynomial, about 1 ulp), with fused multiply-adds. Vector.Exp(Vector&lt;float&gt;) widens to double, which
-    /// makes it several times slower, and the kernels spend much of their time here. Inputs are clamped to
-    /// [−87, 88]: below, the result is e^−87 ≈ 1.6e−38 instead of a subnormal or 0, which no sum here can tell
-    /// apart (the kernels only exponentiate ℓ − max ℓ ≤ 0, and a weight that small is 0 against the max's 1).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<float> ExpSingle(Vector<float> x)
-    {
-        x = Vector.Min(Vector.Max(x, new Vector<float>(-87.0f)), new Vector<float>(88.0f));
-        // n = round(x / ln 2) with the 1.5·2^23 trick: the sum's low mantissa bits hold n.
-        var magic = new Vector<float>(12582912f);
-        var t = Vector.FusedMultiplyAdd(x, new Vector<float>(1.44269504088896341f), magic);
-        var n = t - magic;
-        var r = Vector.FusedMultiplyAdd(n, new Vector<float>(-0.693359375f), x);
-        r = Vector.FusedMultiplyAdd(n, new Vector<float>(2.12194440e-4f), r);
-        var p = Vector.FusedMultiplyAdd(new Vector<float>(1.9875691500e-4f), r, new Vector<float>(1.3981999507e-3f));
-        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(8.3334519073e-3f));
-        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(4.1665795894e-2f));
-        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(1.6666665459e-1f));
-        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(5.0000001201e-1f));
-        p = Vector.FusedMultiplyAdd(p, r * r, r + Vector<float>.One);
-        var bits = Vector.AsVectorInt32(t) - new Vector<int>(0x4B400000 - 127);
-        return p * Vector.AsVectorSingle(Vector.ShiftLeft(bits, 23));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<T> Log<T>(Vector<T> v) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float)) return Vector.As<float, T>(Vector.Log(Vector.As<T, float>(v)));
-        return Vector.As<double, T>(Vector.Log(Vector.As<T, double>(v)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<T> Load<T>(T* p) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store<T>(T* p, Vector<T> v) where T : unmanaged => Unsafe.WriteUnaligned(p, v);
-
-    /// <summary>Sum of the lanes, in double (the lanes themselves are few and short-lived).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static double Sum<T>(Vector<T> v) where T : unmanaged, INumberBase<T> =>
-        double.CreateTruncating(Vector.Sum(v));
 
     /// <summary>
     /// Number of batch blocks per channel so that channels × blocks gives every core a few work items (parameter

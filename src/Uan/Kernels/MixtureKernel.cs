@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using static Uan.Kernels.KernelMath;
+using Mixture = Uan.Kernels.MixtureKernel.Mixture;
 
 namespace Uan.Kernels;
 
@@ -43,24 +45,101 @@ internal static unsafe class MixtureKernel
         }
     }
 
+    /// <summary>Slots per component in the main backward pass (see <see cref="MixtureKernel{T, TV}"/>).</summary>
+    internal const int PerK = 5;
+
+    /// <summary>Raw sums of the main backward pass, [C, 5K + 2] (see the slot layout above).</summary>
+    internal sealed record BackwardSums(int K, long C, double[] Sums)
+    {
+        int Slots => PerK * K + 2;
+        public double A(int k, long c) => Sums[c * Slots + PerK * k];
+        public double F(int k, long c) => Sums[c * Slots + PerK * k + 1];
+        public double D(int k, long c) => Sums[c * Slots + PerK * k + 2];
+        public double B(int k, long c) => Sums[c * Slots + PerK * k + 3];
+        public double E(int k, long c) => Sums[c * Slots + PerK * k + 4];
+        public double G(long c) => Sums[c * Slots + PerK * K];
+        public double GY(long c) => Sums[c * Slots + PerK * K + 1];
+    }
+
+
+    // ---- Entry points: each runs the pass at the vector width in use (Simd.Wide).
+
+    /// <summary>Forward pass; returns Σ log Σ_k λ_k N(x | μ_k, σ²_k) (without ½ log 2π) when withLogZ, else 0.</summary>
+    public static double Forward<T>(T* x, T* y, long n, long s, Mixture m, bool withLogZ)
+        where T : unmanaged, INumberBase<T> => Simd.Wide
+        ? MixtureKernel<T, WideSimd<T>>.Forward(x, y, n, s, m, withLogZ)
+        : MixtureKernel<T, NativeSimd<T>>.Forward(x, y, n, s, m, withLogZ);
+
+    /// <summary>
+    /// The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k) and, [C, K], the
+    /// largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k).
+    /// </summary>
+    public static (double[] Sums, double[] MaxLogP) Stats<T>(T* x, long n, long s, Mixture m)
+        where T : unmanaged, INumberBase<T> => Simd.Wide
+        ? MixtureKernel<T, WideSimd<T>>.Stats(x, n, s, m)
+        : MixtureKernel<T, NativeSimd<T>>.Stats(x, n, s, m);
+
+    /// <summary>
+    /// The sums of <see cref="Stats"/> with component k's τ weighed by exp(−shift[k, c]) ([K, C], ≤ 0), for
+    /// components whose responsibilities underflow: the moments (ratios) are unchanged, and finite.
+    /// </summary>
+    public static double[] ShiftedStats<T>(T* x, long n, long s, Mixture m, double[] shift)
+        where T : unmanaged, INumberBase<T> => Simd.Wide
+        ? MixtureKernel<T, WideSimd<T>>.ShiftedStats(x, n, s, m, shift)
+        : MixtureKernel<T, NativeSimd<T>>.ShiftedStats(x, n, s, m, shift);
+
+    /// <summary>
+    /// One EM E-step's sums, [C, 3K + 3]: per k Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k and the
+    /// channel's Σ (x − ref), Σ (x − ref)² (ref [C], a shift that keeps the variance sum well conditioned).
+    /// </summary>
+    public static double[] EmSums<T>(T* x, long n, long s, Mixture m, double[] reference)
+        where T : unmanaged, INumberBase<T> => Simd.Wide
+        ? MixtureKernel<T, WideSimd<T>>.EmSums(x, n, s, m, reference)
+        : MixtureKernel<T, NativeSimd<T>>.EmSums(x, n, s, m, reference);
+
+    /// <summary>[C, 2K]: per k, Σ g·w·τ_k and Σ g·w·τ_k (x − m_k).</summary>
+    public static double[] OutputSums<T>(T* x, T* g, long n, long s, Mixture m) where T : unmanaged, INumberBase<T> =>
+        Simd.Wide
+            ? MixtureKernel<T, WideSimd<T>>.OutputSums(x, g, n, s, m)
+            : MixtureKernel<T, NativeSimd<T>>.OutputSums(x, g, n, s, m);
+
+    /// <summary>
+    /// The main backward pass: writes dL/dx into gx (when not null) and returns the raw sums. alpha, beta, v are
+    /// [K, C] (null: zero, the fixed-statistics case); gz is dL/d(Σ logZ), constant over elements.
+    /// </summary>
+    public static BackwardSums Backward<T>(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
+        double[]? beta, double[]? v, double gz) where T : unmanaged, INumberBase<T> =>
+        new(m.K, m.C, Simd.Wide
+            ? MixtureKernel<T, WideSimd<T>>.Backward(x, g, gx, n, s, m, alpha, beta, v, gz)
+            : MixtureKernel<T, NativeSimd<T>>.Backward(x, g, gx, n, s, m, alpha, beta, v, gz));
+}
+
+/// <summary>
+/// The passes of <see cref="MixtureKernel"/> for element type T on vectors TV: one instantiation per
+/// vector width, each specialised by the JIT.
+/// </summary>
+internal static unsafe class MixtureKernel<T, TV>
+    where T : unmanaged, INumberBase<T>
+    where TV : unmanaged, ISimd<TV, T>
+{
     /// <summary>Vector partial sums go to double this often (in vectors), so float lanes sum few terms.</summary>
     const int FlushEvery = 32;
 
     /// <summary>Channel constants broadcast to vectors, plus per-element scratch of K vectors.</summary>
-    struct Lanes<T> where T : unmanaged
+    struct Lanes
     {
         public int K;
-        public Vector<T>* Mu, Hiv, Cl, Center, Scale, Alpha, Beta, V, P, Tb;
-        public Vector<T> W, B, Gz, Ref;
+        public TV* Mu, Hiv, Cl, Center, Scale, Alpha, Beta, V, P, Tb;
+        public TV W, B, Gz, Ref;
     }
 
     /// <summary>Number of vector slots a Lanes needs for K components.</summary>
     static int LaneSlots(int k) => 10 * k;
 
-    static void Init<T>(ref Lanes<T> l, Vector<T>* block, Mixture m, long ch, double[]? alpha, double[]? beta,
-        double[]? v, double gz, double[]? reference) where T : unmanaged, INumberBase<T>
+    static void Init(ref Lanes l, TV* block, Mixture m, long ch, double[]? alpha, double[]? beta,
+        double[]? v, double gz, double[]? reference)
     {
-        l.Ref = new Vector<T>(T.CreateTruncating(reference?[ch] ?? 0));
+        l.Ref = TV.Create(T.CreateTruncating(reference?[ch] ?? 0));
         int k = m.K;
         long c = m.C;
         l.K = k;
@@ -71,18 +150,18 @@ internal static unsafe class MixtureKernel
             long kc = j * c + ch;
             double var = m.Var[kc];
             // Constants are formed in double and rounded to T once.
-            l.Mu[j] = new Vector<T>(T.CreateTruncating(m.Mu[kc]));
-            l.Hiv[j] = new Vector<T>(T.CreateTruncating(0.5 / var));
-            l.Cl[j] = new Vector<T>(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
-            l.Center[j] = new Vector<T>(T.CreateTruncating(m.Center[kc]));
-            l.Scale[j] = new Vector<T>(T.CreateTruncating(m.Scale[kc]));
-            l.Alpha[j] = new Vector<T>(T.CreateTruncating(alpha?[kc] ?? 0));
-            l.Beta[j] = new Vector<T>(T.CreateTruncating(beta?[kc] ?? 0));
-            l.V[j] = new Vector<T>(T.CreateTruncating(v?[kc] ?? 0));
+            l.Mu[j] = TV.Create(T.CreateTruncating(m.Mu[kc]));
+            l.Hiv[j] = TV.Create(T.CreateTruncating(0.5 / var));
+            l.Cl[j] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
+            l.Center[j] = TV.Create(T.CreateTruncating(m.Center[kc]));
+            l.Scale[j] = TV.Create(T.CreateTruncating(m.Scale[kc]));
+            l.Alpha[j] = TV.Create(T.CreateTruncating(alpha?[kc] ?? 0));
+            l.Beta[j] = TV.Create(T.CreateTruncating(beta?[kc] ?? 0));
+            l.V[j] = TV.Create(T.CreateTruncating(v?[kc] ?? 0));
         }
-        l.W = new Vector<T>(T.CreateTruncating(m.W?[ch] ?? 1.0));
-        l.B = new Vector<T>(T.CreateTruncating(m.B?[ch] ?? 0.0));
-        l.Gz = new Vector<T>(T.CreateTruncating(gz));
+        l.W = TV.Create(T.CreateTruncating(m.W?[ch] ?? 1.0));
+        l.B = TV.Create(T.CreateTruncating(m.B?[ch] ?? 0.0));
+        l.Gz = TV.Create(T.CreateTruncating(gz));
     }
 
     /// <summary>
@@ -90,8 +169,7 @@ internal static unsafe class MixtureKernel
     /// mask 0, get τ = 0 and add nothing anywhere). mx and sum are max ℓ and Σ p.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector<T> Softmax<T>(Vector<T> xv, Vector<T> mask, ref Lanes<T> l, out Vector<T> mx, out Vector<T> sum)
-        where T : unmanaged, INumberBase<T>
+    static TV Softmax(TV xv, TV mask, ref Lanes l, out TV mx, out TV sum)
     {
         int k = l.K;
         var d0 = xv - l.Mu[0];
@@ -102,12 +180,12 @@ internal static unsafe class MixtureKernel
             var d = xv - l.Mu[j];
             var lj = l.Cl[j] - l.Hiv[j] * d * d;
             l.P[j] = lj;
-            mx = Vector.Max(mx, lj);
+            mx = TV.Max(mx, lj);
         }
-        sum = Vector<T>.Zero;
+        sum = TV.Zero;
         for (int j = 0; j < k; j++)
         {
-            var pj = Exp(l.P[j] - mx);
+            var pj = TV.Exp(l.P[j] - mx);
             l.P[j] = pj;
             sum += pj;
         }
@@ -115,24 +193,23 @@ internal static unsafe class MixtureKernel
     }
 
     /// <summary>One kind of pass: what it does with one vector of x (and g).</summary>
-    interface IPass<T> where T : unmanaged
+    interface IPass
     {
         /// <summary>Vector accumulators per work item (summed into double slots).</summary>
         static abstract int Slots(int k);
 
         /// <summary>Processes one vector; returns the value to store (if the pass has an output).</summary>
-        static abstract Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max);
+        static abstract TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max);
     }
 
     /// <summary>
     /// Runs a pass over all rows: full vectors in place, the tail of each row through the same code on a padded
     /// copy with a 0/1 mask. Returns the per-channel slot sums [C, slots] and (if asked) lane maxima [C, K].
     /// </summary>
-    static (double[] Sums, double[]? Max) Sweep<T, TPass>(T* x, T* g, T* output, long n, long s, Mixture m,
+    static (double[] Sums, double[]? Max) Sweep<TPass>(T* x, T* g, T* output, long n, long s, Mixture m,
         double[]? alpha, double[]? beta, double[]? v, double gz, bool withMax, double[]? reference = null)
-        where T : unmanaged, INumberBase<T>
-        where TPass : IPass<T>
+        where TPass : IPass
     {
         int k = m.K;
         long c = m.C;
@@ -140,24 +217,26 @@ internal static unsafe class MixtureKernel
         int blocks = Blocks(c, n, n * c * s);
         var partial = new double[c * blocks * slots];
         var partialMax = withMax ? new double[c * blocks * k] : null;
-        Run(c, n, blocks, n * c * s, (ch, b, n0, n1) =>
+        // Straight to optimised code: at tier 0 the vector wrappers are calls, not instructions, and a layer's
+        // kernels are called too few times (once per step) to be promoted before a short run has ended.
+        Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
         {
-            Vector<T>* block = stackalloc Vector<T>[LaneSlots(k)];
-            var l = new Lanes<T>();
+            TV* block = stackalloc TV[LaneSlots(k)];
+            var l = new Lanes();
             Init(ref l, block, m, ch, alpha, beta, v, gz, reference);
             int accCount = Math.Max(slots, 1);
-            Vector<T>* acc = stackalloc Vector<T>[accCount];
-            Vector<T>* max = stackalloc Vector<T>[k];
+            TV* acc = stackalloc TV[accCount];
+            TV* max = stackalloc TV[k];
             double* sums = stackalloc double[accCount];
-            for (int j = 0; j < accCount; j++) { acc[j] = Vector<T>.Zero; sums[j] = 0; }
-            var lowest = new Vector<T>(T.CreateTruncating(double.NegativeInfinity));
+            for (int j = 0; j < accCount; j++) { acc[j] = TV.Zero; sums[j] = 0; }
+            var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
             for (int j = 0; j < k; j++) max[j] = lowest;
-            int vn = Vector<T>.Count;
+            int vn = TV.Count;
             T* tx = stackalloc T[vn];
             T* tg = stackalloc T[vn];
             T* tm = stackalloc T[vn];
             T* to = stackalloc T[vn];
-            var one = Vector<T>.One;
+            var one = TV.One;
             int count = 0;
             for (long row = n0; row < n1; row++)
             {
@@ -166,9 +245,9 @@ internal static unsafe class MixtureKernel
                 long i = 0;
                 for (; i + vn <= s; i += vn)
                 {
-                    var gv = g != null ? Load(g + off + i) : Vector<T>.Zero;
-                    var r = TPass.Apply(Load(xr + i), gv, one, ref l, acc, max);
-                    if (output != null) Store(output + off + i, r);
+                    var gv = g != null ? TV.Load(g + off + i) : TV.Zero;
+                    var r = TPass.Apply(TV.Load(xr + i), gv, one, ref l, acc, max);
+                    if (output != null) TV.Store(output + off + i, r);
                     if (slots > 0 && ++count == FlushEvery) { Flush(acc, sums, slots); count = 0; }
                 }
                 if (i < s)
@@ -181,10 +260,10 @@ internal static unsafe class MixtureKernel
                         tg[j] = inside && g != null ? g[off + i + j] : T.Zero;
                         tm[j] = inside ? T.One : T.Zero;
                     }
-                    var r = TPass.Apply(Load(tx), Load(tg), Load(tm), ref l, acc, max);
+                    var r = TPass.Apply(TV.Load(tx), TV.Load(tg), TV.Load(tm), ref l, acc, max);
                     if (output != null)
                     {
-                        Store(to, r);
+                        TV.Store(to, r);
                         for (int j = 0; j < rest; j++) output[off + i + j] = to[j];
                     }
                     if (slots > 0 && ++count == FlushEvery) { Flush(acc, sums, slots); count = 0; }
@@ -197,7 +276,7 @@ internal static unsafe class MixtureKernel
                 for (int j = 0; j < k; j++)
                 {
                     double mj = double.NegativeInfinity;
-                    for (int e = 0; e < vn; e++) mj = Math.Max(mj, double.CreateTruncating(max[j][e]));
+                    for (int e = 0; e < vn; e++) mj = Math.Max(mj, TV.Lane(max[j], e));
                     partialMax[(ch * blocks + b) * k + j] = mj;
                 }
         });
@@ -217,60 +296,59 @@ internal static unsafe class MixtureKernel
         return (total, totalMax);
     }
 
-    static void Flush<T>(Vector<T>* acc, double* sums, int slots) where T : unmanaged, INumberBase<T>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Flush(TV* acc, double* sums, int slots)
     {
         for (int j = 0; j < slots; j++)
         {
-            sums[j] += Sum(acc[j]);
-            acc[j] = Vector<T>.Zero;
+            sums[j] += TV.Sum(acc[j]);
+            acc[j] = TV.Zero;
         }
     }
 
     // ---- Forward: out = w·Σ τ_k r_k (x − m_k) + b; slot 0 = Σ log Σ_k exp ℓ_k (the log-likelihood, if kept).
 
-    struct ForwardPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct ForwardPass : IPass
     {
         public static int Slots(int k) => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max) => Output(xv, mask, ref l, out _, out _);
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max) => Output(xv, mask, ref l, out _, out _);
     }
 
-    struct ForwardLogZPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct ForwardLogZPass : IPass
     {
         public static int Slots(int k) => 1;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             var r = Output(xv, mask, ref l, out var mx, out var sum);
-            acc[0] += (mx + Log(sum)) * mask;
+            acc[0] += (mx + TV.Log(sum)) * mask;
             return r;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector<T> Output<T>(Vector<T> xv, Vector<T> mask, ref Lanes<T> l, out Vector<T> mx, out Vector<T> sum)
-        where T : unmanaged, INumberBase<T>
+    static TV Output(TV xv, TV mask, ref Lanes l, out TV mx, out TV sum)
     {
-        var inv = Softmax(xv, Vector<T>.One, ref l, out mx, out sum);
-        var num = Vector<T>.Zero;
+        var inv = Softmax(xv, TV.One, ref l, out mx, out sum);
+        var num = TV.Zero;
         for (int j = 0; j < l.K; j++) num += l.P[j] * l.Scale[j] * (xv - l.Center[j]);
         return num * inv * l.W + l.B;
     }
 
     /// <summary>Forward pass; returns Σ log Σ_k λ_k N(x | μ_k, σ²_k) (without ½ log 2π) when withLogZ, else 0.</summary>
-    public static double Forward<T>(T* x, T* y, long n, long s, Mixture m, bool withLogZ)
-        where T : unmanaged, INumberBase<T>
+    public static double Forward(T* x, T* y, long n, long s, Mixture m, bool withLogZ)
     {
         if (!withLogZ)
         {
-            Sweep<T, ForwardPass<T>>(x, null, y, n, s, m, null, null, null, 0, false);
+            Sweep<ForwardPass>(x, null, y, n, s, m, null, null, null, 0, false);
             return 0;
         }
-        var (sums, _) = Sweep<T, ForwardLogZPass<T>>(x, null, y, n, s, m, null, null, null, 0, false);
+        var (sums, _) = Sweep<ForwardLogZPass>(x, null, y, n, s, m, null, null, null, 0, false);
         return sums.Sum();
     }
 
@@ -284,7 +362,7 @@ internal static unsafe class MixtureKernel
     /// flushed to zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector<T> SoftmaxWithLog<T>(Vector<T> xv, Vector<T> mask, ref Lanes<T> l) where T : unmanaged, INumberBase<T>
+    static TV SoftmaxWithLog(TV xv, TV mask, ref Lanes l)
     {
         int k = l.K;
         var mx = l.Cl[0] - l.Hiv[0] * (xv - l.Mu[0]) * (xv - l.Mu[0]);
@@ -294,14 +372,14 @@ internal static unsafe class MixtureKernel
             var d = xv - l.Mu[j];
             var lj = l.Cl[j] - l.Hiv[j] * d * d;
             l.Tb[j] = lj;
-            mx = Vector.Max(mx, lj);
+            mx = TV.Max(mx, lj);
         }
-        var sum = Vector<T>.Zero;
+        var sum = TV.Zero;
         for (int j = 0; j < k; j++)
         {
             var lp = l.Tb[j] - mx;
             l.Tb[j] = lp;
-            var pj = Exp(lp);
+            var pj = TV.Exp(lp);
             l.P[j] = pj;
             sum += pj;
         }
@@ -310,7 +388,7 @@ internal static unsafe class MixtureKernel
 
     /// <summary>Adds τ, τ d, τ d², τ² to the four accumulators at <paramref name="a"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddMoments<T>(Vector<T>* a, Vector<T> tau, Vector<T> d) where T : unmanaged, INumberBase<T>
+    static void AddMoments(TV* a, TV tau, TV d)
     {
         var td = tau * d;
         a[0] += tau;
@@ -319,38 +397,37 @@ internal static unsafe class MixtureKernel
         a[3] += tau * tau;
     }
 
-    struct StatsPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct StatsPass : IPass
     {
         public static int Slots(int k) => 4 * k;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             var inv = SoftmaxWithLog(xv, mask, ref l);
-            var inside = Vector.GreaterThan(mask, Vector<T>.Zero);
             for (int j = 0; j < l.K; j++)
             {
                 AddMoments(acc + 4 * j, l.P[j] * inv, xv - l.Mu[j]);
-                max[j] = Vector.ConditionalSelect(inside, Vector.Max(max[j], l.Tb[j]), max[j]);
+                max[j] = TV.MaxWhere(mask, max[j], l.Tb[j]);
             }
-            return Vector<T>.Zero;
+            return TV.Zero;
         }
     }
 
-    struct ShiftedStatsPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct ShiftedStatsPass : IPass
     {
         public static int Slots(int k) => 4 * k;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             var inv = SoftmaxWithLog(xv, mask, ref l);
             // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
             for (int j = 0; j < l.K; j++)
-                AddMoments(acc + 4 * j, Exp(l.Tb[j] - l.Alpha[j]) * inv, xv - l.Mu[j]);
-            return Vector<T>.Zero;
+                AddMoments(acc + 4 * j, TV.Exp(l.Tb[j] - l.Alpha[j]) * inv, xv - l.Mu[j]);
+            return TV.Zero;
         }
     }
 
@@ -358,10 +435,9 @@ internal static unsafe class MixtureKernel
     /// The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k) and, [C, K], the
     /// largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k).
     /// </summary>
-    public static (double[] Sums, double[] MaxLogP) Stats<T>(T* x, long n, long s, Mixture m)
-        where T : unmanaged, INumberBase<T>
+    public static (double[] Sums, double[] MaxLogP) Stats(T* x, long n, long s, Mixture m)
     {
-        var (sums, max) = Sweep<T, StatsPass<T>>(x, null, null, n, s, m, null, null, null, 0, true);
+        var (sums, max) = Sweep<StatsPass>(x, null, null, n, s, m, null, null, null, 0, true);
         return (sums, max!);
     }
 
@@ -369,19 +445,19 @@ internal static unsafe class MixtureKernel
     /// The sums of <see cref="Stats"/> with component k's τ weighed by exp(−shift[k, c]) ([K, C], ≤ 0), for
     /// components whose responsibilities underflow: the moments (ratios) are unchanged, and finite.
     /// </summary>
-    public static double[] ShiftedStats<T>(T* x, long n, long s, Mixture m, double[] shift)
-        where T : unmanaged, INumberBase<T> =>
-        Sweep<T, ShiftedStatsPass<T>>(x, null, null, n, s, m, shift, null, null, 0, false).Sums;
+    public static double[] ShiftedStats(T* x, long n, long s, Mixture m, double[] shift)
+        =>
+        Sweep<ShiftedStatsPass>(x, null, null, n, s, m, shift, null, null, 0, false).Sums;
 
     // ---- EM: per k, Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k, Σ (x − ref), Σ (x − ref)².
 
-    struct EmPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct EmPass : IPass
     {
         public static int Slots(int k) => 3 * k + 3;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             int k = l.K;
             var inv = Softmax(xv, mask, ref l, out var mx, out var sum);
@@ -390,16 +466,16 @@ internal static unsafe class MixtureKernel
                 var tau = l.P[j] * inv;
                 var d = xv - l.Mu[j];
                 var td = tau * d;
-                Vector<T>* a = acc + 3 * j;
+                TV* a = acc + 3 * j;
                 a[0] += tau;
                 a[1] += td;
                 a[2] += td * d;
             }
-            acc[3 * k] += (mx + Log(sum)) * mask;
+            acc[3 * k] += (mx + TV.Log(sum)) * mask;
             var dx = (xv - l.Ref) * mask;
             acc[3 * k + 1] += dx;
             acc[3 * k + 2] += dx * dx;
-            return Vector<T>.Zero;
+            return TV.Zero;
         }
     }
 
@@ -407,19 +483,19 @@ internal static unsafe class MixtureKernel
     /// One EM E-step's sums, [C, 3K + 3]: per k Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k and the
     /// channel's Σ (x − ref), Σ (x − ref)² (ref [C], a shift that keeps the variance sum well conditioned).
     /// </summary>
-    public static double[] EmSums<T>(T* x, long n, long s, Mixture m, double[] reference)
-        where T : unmanaged, INumberBase<T> =>
-        Sweep<T, EmPass<T>>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums;
+    public static double[] EmSums(T* x, long n, long s, Mixture m, double[] reference)
+        =>
+        Sweep<EmPass>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums;
 
     // ---- Backward, first pass of the batch transform: per k, Σ gy τ and Σ gy τ c (c = x − m_k).
 
-    struct OutputSumsPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct OutputSumsPass : IPass
     {
         public static int Slots(int k) => 2 * k;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             var inv = Softmax(xv, mask, ref l, out _, out _);
             var gy = gv * l.W * inv;
@@ -429,13 +505,13 @@ internal static unsafe class MixtureKernel
                 acc[2 * j] += gt;
                 acc[2 * j + 1] += gt * (xv - l.Center[j]);
             }
-            return Vector<T>.Zero;
+            return TV.Zero;
         }
     }
 
     /// <summary>[C, 2K]: per k, Σ g·w·τ_k and Σ g·w·τ_k (x − m_k).</summary>
-    public static double[] OutputSums<T>(T* x, T* g, long n, long s, Mixture m) where T : unmanaged, INumberBase<T> =>
-        Sweep<T, OutputSumsPass<T>>(x, g, null, n, s, m, null, null, null, 0, false).Sums;
+    public static double[] OutputSums(T* x, T* g, long n, long s, Mixture m) =>
+        Sweep<OutputSumsPass>(x, g, null, n, s, m, null, null, null, 0, false).Sums;
 
     // ---- Backward, main pass. With gy = g·w, h_k = r_k c_k, the loss sees τ_k through
     // T_k = gy h_k + α_k c_k + β_k (c_k² − v_k) (the α, β terms carry the batch statistics' dependence on τ; zero
@@ -443,23 +519,21 @@ internal static unsafe class MixtureKernel
     // dL/dx = gy Σ τ_k r_k + Σ τ_k (α_k + 2 β_k c_k) − Σ e_k d_k / σ²_k.
     // Slots per k: A = Σ gy τ, F = Σ gy τ c, D = Σ e, B = Σ e d, E = Σ e d²; then Σ g and Σ g·y.
 
-    const int PerK = 5;
-
     /// <summary>
     /// The main backward pass for fixed statistics (Paper, running): α = β = 0, so Σ_j τ_j T_j = gy·y and
     /// e_k = τ_k (gy (h_k − y) + gz).
     /// </summary>
-    struct FixedBackwardPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct FixedBackwardPass : IPass
     {
-        public static int Slots(int k) => PerK * k + 2;
+        public static int Slots(int k) => MixtureKernel.PerK * k + 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             int k = l.K;
             var inv = Softmax(xv, mask, ref l, out _, out _);
-            var num = Vector<T>.Zero;
+            var num = TV.Zero;
             for (int j = 0; j < k; j++)
             {
                 var h = l.Scale[j] * (xv - l.Center[j]);
@@ -468,9 +542,9 @@ internal static unsafe class MixtureKernel
             }
             var y = num * inv;
             var gy = gv * l.W;
-            acc[PerK * k] += gv;
-            acc[PerK * k + 1] += gv * y;
-            var gx = Vector<T>.Zero;
+            acc[MixtureKernel.PerK * k] += gv;
+            acc[MixtureKernel.PerK * k + 1] += gv * y;
+            var gx = TV.Zero;
             for (int j = 0; j < k; j++)
             {
                 var tau = l.P[j] * inv;
@@ -481,7 +555,7 @@ internal static unsafe class MixtureKernel
                 var ed = e * d;
                 // 1/σ²_k = 2 · hiv_k.
                 gx += gt * l.Scale[j] - (l.Hiv[j] + l.Hiv[j]) * ed;
-                Vector<T>* a = acc + PerK * j;
+                TV* a = acc + MixtureKernel.PerK * j;
                 a[0] += gt;
                 a[1] += gt * c;
                 a[2] += e;
@@ -492,19 +566,19 @@ internal static unsafe class MixtureKernel
         }
     }
 
-    struct BackwardPass<T> : IPass<T> where T : unmanaged, INumberBase<T>
+    struct BackwardPass : IPass
     {
-        public static int Slots(int k) => PerK * k + 2;
+        public static int Slots(int k) => MixtureKernel.PerK * k + 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> Apply(Vector<T> xv, Vector<T> gv, Vector<T> mask, ref Lanes<T> l, Vector<T>* acc,
-            Vector<T>* max)
+        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+            TV* max)
         {
             int k = l.K;
             var inv = Softmax(xv, mask, ref l, out _, out _);
             var gy = gv * l.W;
-            var y = Vector<T>.Zero;
-            var sbar = Vector<T>.Zero;
+            var y = TV.Zero;
+            var sbar = TV.Zero;
             for (int j = 0; j < k; j++)
             {
                 var tau = l.P[j] * inv;
@@ -516,10 +590,10 @@ internal static unsafe class MixtureKernel
                 l.Tb[j] = t;
                 sbar += tau * t;
             }
-            acc[PerK * k] += gv;
-            acc[PerK * k + 1] += gv * y;
-            var two = Vector<T>.One + Vector<T>.One;
-            var gx = Vector<T>.Zero;
+            acc[MixtureKernel.PerK * k] += gv;
+            acc[MixtureKernel.PerK * k + 1] += gv * y;
+            var two = TV.One + TV.One;
+            var gx = TV.Zero;
             var shift = l.Gz - sbar;
             for (int j = 0; j < k; j++)
             {
@@ -531,7 +605,7 @@ internal static unsafe class MixtureKernel
                 var gt = gy * tau;
                 // 1/σ²_k = 2 · hiv_k.
                 gx += tau * (gy * l.Scale[j] + l.Alpha[j] + two * l.Beta[j] * c) - two * l.Hiv[j] * ed;
-                Vector<T>* a = acc + PerK * j;
+                TV* a = acc + MixtureKernel.PerK * j;
                 a[0] += gt;
                 a[1] += gt * c;
                 a[2] += e;
@@ -542,26 +616,13 @@ internal static unsafe class MixtureKernel
         }
     }
 
-    /// <summary>Raw sums of the main backward pass, [C, 5K + 2] (see the slot layout above).</summary>
-    internal sealed record BackwardSums(int K, long C, double[] Sums)
-    {
-        int Slots => PerK * K + 2;
-        public double A(int k, long c) => Sums[c * Slots + PerK * k];
-        public double F(int k, long c) => Sums[c * Slots + PerK * k + 1];
-        public double D(int k, long c) => Sums[c * Slots + PerK * k + 2];
-        public double B(int k, long c) => Sums[c * Slots + PerK * k + 3];
-        public double E(int k, long c) => Sums[c * Slots + PerK * k + 4];
-        public double G(long c) => Sums[c * Slots + PerK * K];
-        public double GY(long c) => Sums[c * Slots + PerK * K + 1];
-    }
-
     /// <summary>
     /// The main backward pass: writes dL/dx into gx (when not null) and returns the raw sums. alpha, beta, v are
     /// [K, C] (null: zero, the fixed-statistics case); gz is dL/d(Σ logZ), constant over elements.
     /// </summary>
-    public static BackwardSums Backward<T>(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
-        double[]? beta, double[]? v, double gz) where T : unmanaged, INumberBase<T> =>
-        new(m.K, m.C, alpha is null && beta is null
-            ? Sweep<T, FixedBackwardPass<T>>(x, g, gx, n, s, m, null, null, null, gz, false).Sums
-            : Sweep<T, BackwardPass<T>>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums);
+    public static double[] Backward(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
+        double[]? beta, double[]? v, double gz) =>
+        alpha is null && beta is null
+            ? Sweep<FixedBackwardPass>(x, g, gx, n, s, m, null, null, null, gz, false).Sums
+            : Sweep<BackwardPass>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums;
 }

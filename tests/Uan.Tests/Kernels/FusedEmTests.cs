@@ -62,22 +62,28 @@ public class FusedEmTests
         GaussianMixture start;
         using (UanKernels.Use(false)) start = MixtureEm.KMeansPlusPlus(rows, k, new Generator(5));
         double tol = f64 ? 1e-10 : 1e-5;
-        var current = start;
-        for (int i = 0; i < 3; i++)
+        // Both vector widths, whatever this machine prefers.
+        foreach (bool wide in new[] { false, true })
         {
-            // The reference runs in float64 on the same values: the float32 tensor-op path's own rounding in the
-            // two-pass variance is larger than the fused kernel's (double accumulators).
-            var start64 = new GaussianMixture(current.Weights.to(float64), current.Means.to(float64),
-                current.Variances.to(float64));
-            (GaussianMixture Mixture, Tensor LogLikelihood) reference;
-            using (UanKernels.Use(false)) reference = MixtureEm.Step(rows.to(float64), start64);
-            var fused = MixtureEm.Step(rows, current);
-            Assert.Equal(dtype, fused.Mixture.Means.dtype);
-            Same(reference.LogLikelihood, fused.LogLikelihood, tol, $"step {i} log-likelihood");
-            Same(reference.Mixture.Weights, fused.Mixture.Weights, tol, $"step {i} weights");
-            Same(reference.Mixture.Means, fused.Mixture.Means, tol, $"step {i} means");
-            Same(reference.Mixture.Variances, fused.Mixture.Variances, tol, $"step {i} variances");
-            current = fused.Mixture;
+            using var width = Simd.Use(wide);
+            string at = wide ? "Vector512" : "Vector<T>";
+            var current = start;
+            for (int i = 0; i < 3; i++)
+            {
+                // The reference runs in float64 on the same values: the float32 tensor-op path's own rounding in the
+                // two-pass variance is larger than the fused kernel's (double accumulators).
+                var start64 = new GaussianMixture(current.Weights.to(float64), current.Means.to(float64),
+                    current.Variances.to(float64));
+                (GaussianMixture Mixture, Tensor LogLikelihood) reference;
+                using (UanKernels.Use(false)) reference = MixtureEm.Step(rows.to(float64), start64);
+                var fused = MixtureEm.Step(rows, current);
+                Assert.Equal(dtype, fused.Mixture.Means.dtype);
+                Same(reference.LogLikelihood, fused.LogLikelihood, tol, $"{at} step {i} log-likelihood");
+                Same(reference.Mixture.Weights, fused.Mixture.Weights, tol, $"{at} step {i} weights");
+                Same(reference.Mixture.Means, fused.Mixture.Means, tol, $"{at} step {i} means");
+                Same(reference.Mixture.Variances, fused.Mixture.Variances, tol, $"{at} step {i} variances");
+                current = fused.Mixture;
+            }
         }
     }
 

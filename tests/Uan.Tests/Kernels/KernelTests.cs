@@ -163,12 +163,18 @@ public class KernelTests
         // In float32 the tensor-op path's own rounding (up to ~1e-4 on dL/dx, where large terms cancel) exceeds the
         // fused kernel's, so both are held to the float64 tensor-op result on the same (float32-valued) data.
         var reference = Run(op, f64 ? p : InFloat64(p), affine, fused: false, g);
-        var fused = Run(op, p, affine, fused: true, g);
         double tol = f64 ? 1e-10 : 1e-5;
-        Same(reference.Y, fused.Y, tol, "y");
-        Same(reference.Extra, fused.Extra, tol, "extra");
-        foreach (var (name, grad) in reference.Grads)
-            Same(grad, fused.Grads[name], tol, "d/d" + name);
+        // Both vector widths, whatever this machine prefers (Vector512 runs in software where not accelerated).
+        foreach (bool wide in new[] { false, true })
+        {
+            using var width = Simd.Use(wide);
+            var fused = Run(op, p, affine, fused: true, g);
+            string at = wide ? " (Vector512)" : " (Vector<T>)";
+            Same(reference.Y, fused.Y, tol, "y" + at);
+            Same(reference.Extra, fused.Extra, tol, "extra" + at);
+            foreach (var (name, grad) in reference.Grads)
+                Same(grad, fused.Grads[name], tol, "d/d" + name + at);
+        }
     }
 
     [Theory]

@@ -1,0 +1,229 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Uan.Kernels;
+
+/// <summary>
+/// A vector of T lanes with the operations the fused kernels use. The kernels are generic over it so one source
+/// serves two widths: <see cref="NativeSimd{T}"/> wraps <see cref="Vector{T}"/> (the runtime's default, 256-bit on
+/// x64 unless the process sets DOTNET_MaxVectorTBitWidth) and <see cref="WideSimd{T}"/> wraps
+/// <see cref="Vector512{T}"/>, for AVX-512. (The BCL's own vector interface is internal, so the two are thin
+/// wrappers.) Both are one-field structs with inlined members, so each instantiation compiles to plain SIMD code.
+/// </summary>
+internal unsafe interface ISimd<TV, T> : IAdditionOperators<TV, TV, TV>, ISubtractionOperators<TV, TV, TV>,
+    IMultiplyOperators<TV, TV, TV>, IDivisionOperators<TV, TV, TV>
+    where TV : unmanaged, ISimd<TV, T> where T : unmanaged
+{
+    static abstract int Count { get; }
+    static abstract TV Zero { get; }
+    static abstract TV One { get; }
+    static abstract TV Create(T value);
+    static abstract TV Load(T* p);
+    static abstract void Store(T* p, TV v);
+    static abstract TV Max(TV a, TV b);
+    static abstract TV Exp(TV v);
+    static abstract TV Log(TV v);
+
+    /// <summary>Sum of the lanes, in double.</summary>
+    static abstract double Sum(TV v);
+
+    /// <summary>max(current, candidate) in the lanes where mask &gt; 0, current elsewhere.</summary>
+    static abstract TV MaxWhere(TV mask, TV current, TV candidate);
+
+    static abstract double Lane(TV v, int i);
+}
+
+/// <summary>Which vector width the kernels run at.</summary>
+internal static class Simd
+{
+    /// <summary>
+    /// True: <see cref="Vector512{T}"/>; false: <see cref="Vector{T}"/>. Defaults to 512 bits wherever the hardware
+    /// accelerates them (AVX-512), since the kernels are compute bound; tests and the benchmark switch it with
+    /// <see cref="Use"/> to check and compare both widths.
+    /// </summary>
+    internal static bool Wide { get; private set; } = Vector512.IsHardwareAccelerated;
+
+    /// <summary>Lanes per vector for the element type (float or double) at the width in use.</summary>
+    public static int Lanes(bool float64) => float64
+        ? (Wide ? Vector512<double>.Count : Vector<double>.Count)
+        : (Wide ? Vector512<float>.Count : Vector<float>.Count);
+
+    /// <summary>Sets the width until the returned scope is disposed (tests and benchmarks; not thread safe).</summary>
+    internal static IDisposable Use(bool wide)
+    {
+        bool previous = Wide;
+        Wide = wide;
+        return new Restore(() => Wide = previous);
+    }
+
+    sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+}
+
+/// <summary><see cref="Vector{T}"/> as an <see cref="ISimd{TV, T}"/>.</summary>
+internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>, T> where T : unmanaged, INumberBase<T>
+{
+    readonly Vector<T> v = v;
+
+    public static int Count => Vector<T>.Count;
+    public static NativeSimd<T> Zero => new(Vector<T>.Zero);
+    public static NativeSimd<T> One => new(Vector<T>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> operator +(NativeSimd<T> a, NativeSimd<T> b) => new(a.v + b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> operator -(NativeSimd<T> a, NativeSimd<T> b) => new(a.v - b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> operator *(NativeSimd<T> a, NativeSimd<T> b) => new(a.v * b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> operator /(NativeSimd<T> a, NativeSimd<T> b) => new(a.v / b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> Create(T value) => new(new Vector<T>(value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> Load(T* p) => new(Unsafe.ReadUnaligned<Vector<T>>(p));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(T* p, NativeSimd<T> a) => Unsafe.WriteUnaligned(p, a.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> Max(NativeSimd<T> a, NativeSimd<T> b) => new(Vector.Max(a.v, b.v));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> Exp(NativeSimd<T> a)
+    {
+        // typeof tests are JIT-time constants, so each instantiation keeps only its own branch.
+        if (typeof(T) == typeof(float)) return new(Vector.As<float, T>(ExpSingle(Vector.As<T, float>(a.v))));
+        return new(Vector.As<double, T>(Vector.Exp(Vector.As<T, double>(a.v))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> Log(NativeSimd<T> a)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector.As<float, T>(Vector.Log(Vector.As<T, float>(a.v))));
+        return new(Vector.As<double, T>(Vector.Log(Vector.As<T, double>(a.v))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Sum(NativeSimd<T> a) => double.CreateTruncating(Vector.Sum(a.v));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> MaxWhere(NativeSimd<T> mask, NativeSimd<T> current, NativeSimd<T> candidate) =>
+        new(Vector.ConditionalSelect(Vector.GreaterThan(mask.v, Vector<T>.Zero), Vector.Max(current.v, candidate.v),
+            current.v));
+
+    public static double Lane(NativeSimd<T> a, int i) => double.CreateTruncating(a.v[i]);
+
+    /// <summary>
+    /// exp for float lanes in float arithmetic (Cephes expf: Cody–Waite reduction by ln 2 and a degree-6
+    /// polynomial, about 1 ulp), with fused multiply-adds. Vector.Exp(Vector&lt;float&gt;) widens to double, which
+    /// makes it several times slower, and the kernels spend much of their time here. Inputs are clamped to
+    /// [−87, 88]: below, the result is e^−87 ≈ 1.6e−38 instead of a subnormal or 0, which no sum here can tell
+    /// apart (the kernels only exponentiate ℓ − max ℓ ≤ 0, and a weight that small is 0 against the max's 1).
+    /// <see cref="WideSimd{T}.ExpSingle"/> is the same code at 512 bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<float> ExpSingle(Vector<float> x)
+    {
+        x = Vector.Min(Vector.Max(x, new Vector<float>(-87.0f)), new Vector<float>(88.0f));
+        // n = round(x / ln 2) with the 1.5·2^23 trick: the sum's low mantissa bits hold n.
+        var magic = new Vector<float>(12582912f);
+        var t = Vector.FusedMultiplyAdd(x, new Vector<float>(1.44269504088896341f), magic);
+        var n = t - magic;
+        var r = Vector.FusedMultiplyAdd(n, new Vector<float>(-0.693359375f), x);
+        r = Vector.FusedMultiplyAdd(n, new Vector<float>(2.12194440e-4f), r);
+        var p = Vector.FusedMultiplyAdd(new Vector<float>(1.9875691500e-4f), r, new Vector<float>(1.3981999507e-3f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(8.3334519073e-3f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(4.1665795894e-2f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(1.6666665459e-1f));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(5.0000001201e-1f));
+        p = Vector.FusedMultiplyAdd(p, r * r, r + Vector<float>.One);
+        var bits = Vector.AsVectorInt32(t) - new Vector<int>(0x4B400000 - 127);
+        return p * Vector.AsVectorSingle(Vector.ShiftLeft(bits, 23));
+    }
+}
+
+/// <summary><see cref="Vector512{T}"/> as an <see cref="ISimd{TV, T}"/>.</summary>
+internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>, T> where T : unmanaged, INumberBase<T>
+{
+    readonly Vector512<T> v = v;
+
+    public static int Count => Vector512<T>.Count;
+    public static WideSimd<T> Zero => new(Vector512<T>.Zero);
+    public static WideSimd<T> One => new(Vector512<T>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> operator +(WideSimd<T> a, WideSimd<T> b) => new(a.v + b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> operator -(WideSimd<T> a, WideSimd<T> b) => new(a.v - b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> operator *(WideSimd<T> a, WideSimd<T> b) => new(a.v * b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> operator /(WideSimd<T> a, WideSimd<T> b) => new(a.v / b.v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> Create(T value) => new(Vector512.Create(value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> Load(T* p) => new(Vector512.Load(p));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(T* p, WideSimd<T> a) => a.v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> Max(WideSimd<T> a, WideSimd<T> b) => new(Vector512.Max(a.v, b.v));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> Exp(WideSimd<T> a)
+    {
+        if (typeof(T) == typeof(float)) return new(ExpSingle(a.v.As<T, float>()).As<float, T>());
+        return new(Vector512.Exp(a.v.As<T, double>()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> Log(WideSimd<T> a)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector512.Log(a.v.As<T, float>()).As<float, T>());
+        return new(Vector512.Log(a.v.As<T, double>()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Sum(WideSimd<T> a) => double.CreateTruncating(Vector512.Sum(a.v));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> MaxWhere(WideSimd<T> mask, WideSimd<T> current, WideSimd<T> candidate) =>
+        new(Vector512.ConditionalSelect(Vector512.GreaterThan(mask.v, Vector512<T>.Zero),
+            Vector512.Max(current.v, candidate.v), current.v));
+
+    public static double Lane(WideSimd<T> a, int i) => double.CreateTruncating(a.v[i]);
+
+    /// <summary><see cref="NativeSimd{T}.ExpSingle"/> at 512 bits (same constants, same steps).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ExpSingle(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.0f)), Vector512.Create(88.0f));
+        var magic = Vector512.Create(12582912f);
+        var t = Vector512.FusedMultiplyAdd(x, Vector512.Create(1.44269504088896341f), magic);
+        var n = t - magic;
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(1.9875691500e-4f), r, Vector512.Create(1.3981999507e-3f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(8.3334519073e-3f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(4.1665795894e-2f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.6666665459e-1f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(5.0000001201e-1f));
+        p = Vector512.FusedMultiplyAdd(p, r * r, r + Vector512<float>.One);
+        var bits = t.AsInt32() - Vector512.Create(0x4B400000 - 127);
+        return p * Vector512.ShiftLeft(bits, 23).AsSingle();
+    }
+}

@@ -20,6 +20,50 @@ if (args.Length > 0 && args[0] == "rows")
             : new[] { new long[] { 512, 256 }, new long[] { 256, 64, 2, 2 } });
     return;
 }
+if (args.Length > 0 && args[0] == "series")
+{
+    var shape = new long[] { 64, 128, 32, 32 };
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(128);
+    using var paper = new UnsupervisedAdaptiveNorm(128, new UanOptions { Components = 3, Mode = UanMode.Paper });
+    bn.train(); paper.train();
+    Console.WriteLine("BN:    " + string.Join(" ", Enumerable.Range(0, 20).Select(_ => Step(bn, x, g).ToString("F0"))));
+    Console.WriteLine("Paper: " + string.Join(" ", Enumerable.Range(0, 20).Select(_ => Step(paper, x, g).ToString("F0"))));
+    Console.WriteLine("BN:    " + string.Join(" ", Enumerable.Range(0, 20).Select(_ => Step(bn, x, g).ToString("F0"))));
+    Console.WriteLine("alt:   " + string.Join(" ", Enumerable.Range(0, 10).Select(_ => Step(bn, x, g).ToString("F0") + "/" + Step(paper, x, g).ToString("F0"))));
+    string Split(nn.Module<Tensor, Tensor> l)
+    {
+        using var s = NewDisposeScope();
+        var xi = x.detach().requires_grad_(true);
+        var sw = Stopwatch.StartNew();
+        var y = l.forward(xi.view(shape));
+        double f = sw.Elapsed.TotalMilliseconds;
+        y.backward(new[] { g });
+        double b = sw.Elapsed.TotalMilliseconds - f;
+        return $"{f:F0}+{b:F0}";
+    }
+    {
+        var m = MixtureKernel.Mixture.Paper(3, 128, new double[3 * 128], Enumerable.Repeat(Math.Log(1.0 / 3), 3 * 128).ToArray(),
+            Enumerable.Repeat(1.0, 3 * 128).ToArray(), null, null);
+        var gxKeep = empty_like(x);
+        string Kb(bool fresh)
+        {
+            using var s = NewDisposeScope();
+            var gx = fresh ? empty_like(x) : gxKeep;
+            var sw = Stopwatch.StartNew();
+            Fused.Backward(x, g, gx, m, null, null, null, 0);
+            return sw.Elapsed.TotalMilliseconds.ToString("F0");
+        }
+        for (int rep = 0; rep < 3; rep++)
+            Console.WriteLine("kernel bwd, same gx:  " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(false))));
+        Console.WriteLine("kernel bwd, fresh gx: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(true))));
+        Console.WriteLine("kernel bwd, same gx:  " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(false))));
+    }
+    Console.WriteLine("BN split:    " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(bn))));
+    Console.WriteLine("Paper split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(paper))));
+    return;
+}
 if (args.Length > 0 && args[0] == "far")
 {
     FarComponent(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
@@ -117,13 +161,14 @@ static void Profile(long[] shape)
             Enumerable.Repeat(Math.Log(1.0 / 3), 3 * (int)shape[1]).ToArray(), Enumerable.Repeat(1.0, 3 * (int)shape[1]).ToArray(), null, null);
         var y = empty_like(x);
         var gx = empty_like(x);
+        // The kernels alone at both vector widths (Vector512 is software-emulated where AVX-512 is missing).
         foreach (bool wide in new[] { false, true })
         {
-        using var width = Simd.Use(wide);
-        Console.Write($"{(wide ? "Vector512" : $"Vector<T> ({System.Numerics.Vector<float>.Count} floats)")}: ");
-        Console.WriteLine($"kernel fwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Forward(x, y, m, false); return sw.Elapsed.TotalMilliseconds; }):F1}" +
-            $"  kernel bwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Backward(x, g, gx, m, null, null, null, 0); return sw.Elapsed.TotalMilliseconds; }):F1}" +
-            $"  copy {Best(() => { var sw = Stopwatch.StartNew(); using var c = x.clone(); return sw.Elapsed.TotalMilliseconds; }):F1}");
+            using var width = Simd.Use(wide);
+            Console.Write($"{(wide ? "Vector512" : $"Vector<T> ({System.Numerics.Vector<float>.Count} floats)")}: ");
+            Console.WriteLine($"kernel fwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Forward(x, y, m, false); return sw.Elapsed.TotalMilliseconds; }):F1}" +
+                $"  kernel bwd {Best(() => { var sw = Stopwatch.StartNew(); Uan.Kernels.Fused.Backward(x, g, gx, m, null, null, null, 0); return sw.Elapsed.TotalMilliseconds; }):F1}" +
+                $"  copy {Best(() => { var sw = Stopwatch.StartNew(); using var c = x.clone(); return sw.Elapsed.TotalMilliseconds; }):F1}");
         }
     }
     double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)

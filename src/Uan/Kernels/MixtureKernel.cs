@@ -133,6 +133,14 @@ internal static unsafe class MixtureKernel<T, TV>
         public TV W, B, Gz, Ref;
     }
 
+    /// <summary>
+    /// The first 64-byte boundary in a stack buffer (allocated 64 bytes longer than needed). A 512-bit store
+    /// that straddles two cache lines is split in two and cannot forward to the load that reads it back, and the
+    /// passes store and reload their per-component scratch vectors on every element; the runtime aligns the stack
+    /// to 16 bytes only.
+    /// </summary>
+    static TV* Aligned(byte* raw) => (TV*)(((nint)raw + 63) & ~(nint)63);
+
     /// <summary>Number of vector slots a Lanes needs for K components.</summary>
     static int LaneSlots(int k) => 10 * k;
 
@@ -221,12 +229,13 @@ internal static unsafe class MixtureKernel<T, TV>
         // kernels are called too few times (once per step) to be promoted before a short run has ended.
         Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
         {
-            TV* block = stackalloc TV[LaneSlots(k)];
+            int accCount = Math.Max(slots, 1);
+            byte* raw = stackalloc byte[(LaneSlots(k) + accCount + k) * sizeof(TV) + 64];
+            TV* block = Aligned(raw);
+            TV* acc = block + LaneSlots(k);
+            TV* max = acc + accCount;
             var l = new Lanes();
             Init(ref l, block, m, ch, alpha, beta, v, gz, reference);
-            int accCount = Math.Max(slots, 1);
-            TV* acc = stackalloc TV[accCount];
-            TV* max = stackalloc TV[k];
             double* sums = stackalloc double[accCount];
             for (int j = 0; j < accCount; j++) { acc[j] = TV.Zero; sums[j] = 0; }
             var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
@@ -519,53 +528,6 @@ internal static unsafe class MixtureKernel<T, TV>
     // dL/dx = gy Σ τ_k r_k + Σ τ_k (α_k + 2 β_k c_k) − Σ e_k d_k / σ²_k.
     // Slots per k: A = Σ gy τ, F = Σ gy τ c, D = Σ e, B = Σ e d, E = Σ e d²; then Σ g and Σ g·y.
 
-    /// <summary>
-    /// The main backward pass for fixed statistics (Paper, running): α = β = 0, so Σ_j τ_j T_j = gy·y and
-    /// e_k = τ_k (gy (h_k − y) + gz).
-    /// </summary>
-    struct FixedBackwardPass : IPass
-    {
-        public static int Slots(int k) => MixtureKernel.PerK * k + 2;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
-            TV* max)
-        {
-            int k = l.K;
-            var inv = Softmax(xv, mask, ref l, out _, out _);
-            var num = TV.Zero;
-            for (int j = 0; j < k; j++)
-            {
-                var h = l.Scale[j] * (xv - l.Center[j]);
-                l.Tb[j] = h;
-                num += l.P[j] * h;
-            }
-            var y = num * inv;
-            var gy = gv * l.W;
-            acc[MixtureKernel.PerK * k] += gv;
-            acc[MixtureKernel.PerK * k + 1] += gv * y;
-            var gx = TV.Zero;
-            for (int j = 0; j < k; j++)
-            {
-                var tau = l.P[j] * inv;
-                var c = xv - l.Center[j];
-                var d = xv - l.Mu[j];
-                var gt = gy * tau;
-                var e = gt * (l.Tb[j] - y) + tau * l.Gz;
-                var ed = e * d;
-                // 1/σ²_k = 2 · hiv_k.
-                gx += gt * l.Scale[j] - (l.Hiv[j] + l.Hiv[j]) * ed;
-                TV* a = acc + MixtureKernel.PerK * j;
-                a[0] += gt;
-                a[1] += gt * c;
-                a[2] += e;
-                a[3] += ed;
-                a[4] += ed * d;
-            }
-            return gx;
-        }
-    }
-
     struct BackwardPass : IPass
     {
         public static int Slots(int k) => MixtureKernel.PerK * k + 2;
@@ -623,6 +585,217 @@ internal static unsafe class MixtureKernel<T, TV>
     public static double[] Backward(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
         double[]? beta, double[]? v, double gz) =>
         alpha is null && beta is null
-            ? Sweep<FixedBackwardPass>(x, g, gx, n, s, m, null, null, null, gz, false).Sums
+            ? FixedBackward(x, g, gx, n, s, m, gz)
             : Sweep<BackwardPass>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums;
+
+    /// <summary>Vectors per chunk of <see cref="FixedBackward"/>: its scratch, (K + 4) vectors each, stays in L1.</summary>
+    const int ChunkVectors = 32;
+
+    /// <summary>
+    /// The main backward pass for fixed statistics (Paper, running): α = β = 0, so Σ_j τ_j T_j = gy·y and
+    /// e_k = τ_k (gy (h_k − y) + gz); same sums and slots as <see cref="BackwardPass"/>. It runs in two steps per
+    /// chunk of up to <see cref="ChunkVectors"/> vectors of one channel. First, per vector and for all K components at once: τ, y and dL/dx, which is written out; p_k, x,
+    /// g·w, y and 1/Σp go to a small scratch. Then, per component, one loop over the chunk sums its five
+    /// parameter-gradient terms in registers. In one pass those 5K running sums cannot all be registers; kept in
+    /// memory, their loads and stores cost more than the second, L1-resident read.
+    /// </summary>
+    static double[] FixedBackward(T* x, T* g, T* gx, long n, long s, Mixture m, double gz)
+    {
+        int k = m.K;
+        long c = m.C;
+        int slots = MixtureKernel.PerK * k + 2;
+        int blocks = Blocks(c, n, n * c * s);
+        var partial = new double[c * blocks * slots];
+        Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
+        {
+            const int chunk = ChunkVectors;
+            int vn = TV.Count;
+            byte* raw = stackalloc byte[(Component.Size * k + (k + 4) * chunk) * sizeof(TV) + 64];
+            // Everything per vector goes through local pointers: the JIT keeps them in registers, where fields of a
+            // struct passed by reference would be reloaded after every store through a vector pointer.
+            TV* cst = Aligned(raw);
+            Component.Init(cst, m, ch);
+            TV* p = cst + Component.Size * k;
+            TV* xs = p + k * chunk;
+            TV* gys = xs + chunk;
+            TV* ys = gys + chunk;
+            TV* invs = ys + chunk;
+            var w = TV.Create(T.CreateTruncating(m.W?[ch] ?? 1.0));
+            var gzv = TV.Create(T.CreateTruncating(gz));
+            var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
+            T* tx = stackalloc T[vn];
+            T* tg = stackalloc T[vn];
+            T* tm = stackalloc T[vn];
+            T* to = stackalloc T[vn];
+            double* sums = stackalloc double[slots];
+            for (int j = 0; j < slots; j++) sums[j] = 0;
+            var sumG = TV.Zero;
+            var sumGY = TV.Zero;
+            int used = 0;
+            for (long row = n0; row < n1; row++)
+            {
+                long off = (row * c + ch) * s;
+                for (long i = 0; i < s; i += vn)
+                {
+                    TV xv, gv, mask;
+                    int rest = (int)Math.Min(vn, s - i);
+                    if (rest == vn)
+                    {
+                        xv = TV.Load(x + off + i);
+                        gv = TV.Load(g + off + i);
+                        mask = TV.One;
+                    }
+                    else
+                    {
+                        for (int j = 0; j < vn; j++)
+                        {
+                            bool inside = j < rest;
+                            tx[j] = inside ? x[off + i + j] : T.Zero;
+                            tg[j] = inside ? g[off + i + j] : T.Zero;
+                            tm[j] = inside ? T.One : T.Zero;
+                        }
+                        xv = TV.Load(tx);
+                        gv = TV.Load(tg);
+                        mask = TV.Load(tm);
+                    }
+                    // τ_k = p_k · inv with p_k = exp(ℓ_k − max ℓ); h_k = r_k (x − m_k); y = Σ τ_k h_k.
+                    var mx = lowest;
+                    TV* cj = cst;
+                    for (int j = 0; j < k; j++, cj += Component.Size)
+                    {
+                        var d = xv - cj[Component.Mu];
+                        var lj = cj[Component.Cl] - cj[Component.Hiv] * d * d;
+                        cj[Component.P] = lj;
+                        mx = TV.Max(mx, lj);
+                    }
+                    var sum = TV.Zero;
+                    var num = TV.Zero;
+                    cj = cst;
+                    for (int j = 0; j < k; j++, cj += Component.Size)
+                    {
+                        var pj = TV.Exp(cj[Component.P] - mx);
+                        var h = cj[Component.Scale] * (xv - cj[Component.Center]);
+                        cj[Component.P] = pj;
+                        cj[Component.H] = h;
+                        sum += pj;
+                        num += pj * h;
+                    }
+                    var inv = mask / sum;
+                    var y = num * inv;
+                    var gy = gv * w;
+                    sumG += gv;
+                    sumGY += gv * y;
+                    var gxv = TV.Zero;
+                    cj = cst;
+                    TV* pu = p + used;
+                    for (int j = 0; j < k; j++, cj += Component.Size, pu += chunk)
+                    {
+                        var pj = cj[Component.P];
+                        var tau = pj * inv;
+                        var gt = gy * tau;
+                        var e = gt * (cj[Component.H] - y) + tau * gzv;
+                        // 1/σ²_k = 2 · hiv_k.
+                        gxv += gt * cj[Component.Scale] - cj[Component.TwoHiv] * e * (xv - cj[Component.Mu]);
+                        *pu = pj;
+                    }
+                    if (gx != null)
+                    {
+                        if (rest == vn) TV.Store(gx + off + i, gxv);
+                        else
+                        {
+                            TV.Store(to, gxv);
+                            for (int j = 0; j < rest; j++) gx[off + i + j] = to[j];
+                        }
+                    }
+                    xs[used] = xv;
+                    gys[used] = gy;
+                    ys[used] = y;
+                    invs[used] = inv;
+                    if (++used == chunk)
+                    {
+                        SumChunk(used, k, chunk, cst, p, xs, gys, ys, invs, gzv, sums);
+                        sums[slots - 2] += TV.Sum(sumG);
+                        sums[slots - 1] += TV.Sum(sumGY);
+                        sumG = sumGY = TV.Zero;
+                        used = 0;
+                    }
+                }
+            }
+            if (used > 0) SumChunk(used, k, chunk, cst, p, xs, gys, ys, invs, gzv, sums);
+            sums[slots - 2] += TV.Sum(sumG);
+            sums[slots - 1] += TV.Sum(sumGY);
+            var dst = partial.AsSpan((int)((ch * blocks + b) * slots), slots);
+            for (int j = 0; j < slots; j++) dst[j] = sums[j];
+        });
+        var total = new double[c * slots];
+        for (long ch = 0; ch < c; ch++)
+            for (int b = 0; b < blocks; b++)
+                for (int j = 0; j < slots; j++)
+                    total[ch * slots + j] += partial[(ch * blocks + b) * slots + j];
+        return total;
+    }
+
+    /// <summary>
+    /// One component's channel constants and per-element scratch, <see cref="Size"/> consecutive vectors, so one
+    /// pointer (a register) reaches all of them.
+    /// </summary>
+    static class Component
+    {
+        public const int Mu = 0, Cl = 1, Hiv = 2, TwoHiv = 3, Center = 4, Scale = 5, P = 6, H = 7, Size = 8;
+
+        /// <summary>Fills the constants of channel ch for every component, each formed in double and rounded once.</summary>
+        public static void Init(TV* cst, Mixture m, long ch)
+        {
+            for (int j = 0; j < m.K; j++)
+            {
+                long kc = j * m.C + ch;
+                double var = m.Var[kc];
+                TV* cj = cst + j * Size;
+                cj[Mu] = TV.Create(T.CreateTruncating(m.Mu[kc]));
+                cj[Cl] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
+                cj[Hiv] = TV.Create(T.CreateTruncating(0.5 / var));
+                cj[TwoHiv] = TV.Create(T.CreateTruncating(1 / var));
+                cj[Center] = TV.Create(T.CreateTruncating(m.Center[kc]));
+                cj[Scale] = TV.Create(T.CreateTruncating(m.Scale[kc]));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Second step of <see cref="FixedBackward"/>: per component, Σ gy τ, Σ gy τ c, Σ e, Σ e d, Σ e d² over the
+    /// chunk's <paramref name="used"/> vectors, added to the double slots.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void SumChunk(int used, int k, int chunk, TV* cst, TV* p, TV* xs, TV* gys, TV* ys, TV* invs, TV gz,
+        double* sums)
+    {
+        for (int j = 0; j < k; j++)
+        {
+            TV* cj = cst + j * Component.Size;
+            TV mu = cj[Component.Mu], center = cj[Component.Center], scale = cj[Component.Scale];
+            TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, a4 = TV.Zero;
+            TV* pj = p + j * chunk;
+            for (int i = 0; i < used; i++)
+            {
+                var xv = xs[i];
+                var tau = pj[i] * invs[i];
+                var gt = gys[i] * tau;
+                var cc = xv - center;
+                var d = xv - mu;
+                var e = gt * (scale * cc - ys[i]) + tau * gz;
+                var ed = e * d;
+                a0 += gt;
+                a1 += gt * cc;
+                a2 += e;
+                a3 += ed;
+                a4 += ed * d;
+            }
+            double* sj = sums + MixtureKernel.PerK * j;
+            sj[0] += TV.Sum(a0);
+            sj[1] += TV.Sum(a1);
+            sj[2] += TV.Sum(a2);
+            sj[3] += TV.Sum(a3);
+            sj[4] += TV.Sum(a4);
+        }
+    }
 }

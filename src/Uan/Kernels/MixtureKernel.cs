@@ -125,14 +125,6 @@ internal static unsafe class MixtureKernel<T, TV>
     /// <summary>Vector partial sums go to double this often (in vectors), so float lanes sum few terms.</summary>
     const int FlushEvery = 32;
 
-    /// <summary>Channel constants broadcast to vectors, plus per-element scratch of K vectors.</summary>
-    struct Lanes
-    {
-        public int K;
-        public TV* Mu, Hiv, Cl, Center, Scale, Alpha, Beta, V, P, Tb;
-        public TV W, B, Gz, Ref;
-    }
-
     /// <summary>
     /// The first 64-byte boundary in a stack buffer (allocated 64 bytes longer than needed). A 512-bit store
     /// that straddles two cache lines is split in two and cannot forward to the load that reads it back, and the
@@ -141,35 +133,51 @@ internal static unsafe class MixtureKernel<T, TV>
     /// </summary>
     static TV* Aligned(byte* raw) => (TV*)(((nint)raw + 63) & ~(nint)63);
 
-    /// <summary>Number of vector slots a Lanes needs for K components.</summary>
-    static int LaneSlots(int k) => 10 * k;
-
-    static void Init(ref Lanes l, TV* block, Mixture m, long ch, double[]? alpha, double[]? beta,
-        double[]? v, double gz, double[]? reference)
+    /// <summary>
+    /// Layout of a channel's constants and per-element scratch, as vectors: four channel-wide values at negative
+    /// offsets, then <see cref="Size"/> consecutive vectors per component (its constants, then its scratch p_k and
+    /// h_k). One pointer to component 0 reaches everything, and being a local it stays in a register: fields of a
+    /// struct passed by reference would be reloaded after every store through a vector pointer.
+    /// </summary>
+    static class F
     {
-        l.Ref = TV.Create(T.CreateTruncating(reference?[ch] ?? 0));
-        int k = m.K;
-        long c = m.C;
-        l.K = k;
-        l.Mu = block; l.Hiv = block + k; l.Cl = block + 2 * k; l.Center = block + 3 * k; l.Scale = block + 4 * k;
-        l.Alpha = block + 5 * k; l.Beta = block + 6 * k; l.V = block + 7 * k; l.P = block + 8 * k; l.Tb = block + 9 * k;
-        for (int j = 0; j < k; j++)
+        // Per component: μ, log λ − ½ log σ², 1/(2σ²), 1/σ², centre, scale, the batch-backward α, β, v; scratch.
+        public const int W = -1, B = -2, Gz = -3, Ref = -4, Globals = 4;
+        public const int Mu = 0, Cl = 1, Hiv = 2, TwoHiv = 3, Center = 4, Scale = 5, Alpha = 6, Beta = 7, V = 8,
+            P = 9, H = 10, Size = 11;
+    }
+
+    /// <summary>Vectors a channel block needs for K components (globals included).</summary>
+    static int BlockVectors(int k) => F.Globals + F.Size * k;
+
+    /// <summary>
+    /// Fills a channel block (from <paramref name="block"/>, <see cref="BlockVectors"/> vectors) for channel ch and
+    /// returns the pointer to its component 0. Constants are formed in double and rounded to T once.
+    /// </summary>
+    static TV* Init(TV* block, Mixture m, long ch, double[]? alpha, double[]? beta, double[]? v, double gz,
+        double[]? reference)
+    {
+        TV* cst = block + F.Globals;
+        cst[F.W] = TV.Create(T.CreateTruncating(m.W?[ch] ?? 1.0));
+        cst[F.B] = TV.Create(T.CreateTruncating(m.B?[ch] ?? 0.0));
+        cst[F.Gz] = TV.Create(T.CreateTruncating(gz));
+        cst[F.Ref] = TV.Create(T.CreateTruncating(reference?[ch] ?? 0));
+        for (int j = 0; j < m.K; j++)
         {
-            long kc = j * c + ch;
+            long kc = j * m.C + ch;
             double var = m.Var[kc];
-            // Constants are formed in double and rounded to T once.
-            l.Mu[j] = TV.Create(T.CreateTruncating(m.Mu[kc]));
-            l.Hiv[j] = TV.Create(T.CreateTruncating(0.5 / var));
-            l.Cl[j] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
-            l.Center[j] = TV.Create(T.CreateTruncating(m.Center[kc]));
-            l.Scale[j] = TV.Create(T.CreateTruncating(m.Scale[kc]));
-            l.Alpha[j] = TV.Create(T.CreateTruncating(alpha?[kc] ?? 0));
-            l.Beta[j] = TV.Create(T.CreateTruncating(beta?[kc] ?? 0));
-            l.V[j] = TV.Create(T.CreateTruncating(v?[kc] ?? 0));
+            TV* cj = cst + j * F.Size;
+            cj[F.Mu] = TV.Create(T.CreateTruncating(m.Mu[kc]));
+            cj[F.Cl] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
+            cj[F.Hiv] = TV.Create(T.CreateTruncating(0.5 / var));
+            cj[F.TwoHiv] = TV.Create(T.CreateTruncating(1 / var));
+            cj[F.Center] = TV.Create(T.CreateTruncating(m.Center[kc]));
+            cj[F.Scale] = TV.Create(T.CreateTruncating(m.Scale[kc]));
+            cj[F.Alpha] = TV.Create(T.CreateTruncating(alpha?[kc] ?? 0));
+            cj[F.Beta] = TV.Create(T.CreateTruncating(beta?[kc] ?? 0));
+            cj[F.V] = TV.Create(T.CreateTruncating(v?[kc] ?? 0));
         }
-        l.W = TV.Create(T.CreateTruncating(m.W?[ch] ?? 1.0));
-        l.B = TV.Create(T.CreateTruncating(m.B?[ch] ?? 0.0));
-        l.Gz = TV.Create(T.CreateTruncating(gz));
+        return cst;
     }
 
     /// <summary>
@@ -177,24 +185,25 @@ internal static unsafe class MixtureKernel<T, TV>
     /// mask 0, get τ = 0 and add nothing anywhere). mx and sum are max ℓ and Σ p.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Softmax(TV xv, TV mask, ref Lanes l, out TV mx, out TV sum)
+    static TV Softmax(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum)
     {
-        int k = l.K;
-        var d0 = xv - l.Mu[0];
-        mx = l.Cl[0] - l.Hiv[0] * d0 * d0;
-        l.P[0] = mx;
+        var d0 = xv - cst[F.Mu];
+        mx = cst[F.Cl] - cst[F.Hiv] * d0 * d0;
+        cst[F.P] = mx;
         for (int j = 1; j < k; j++)
         {
-            var d = xv - l.Mu[j];
-            var lj = l.Cl[j] - l.Hiv[j] * d * d;
-            l.P[j] = lj;
+            TV* cj = cst + j * F.Size;
+            var d = xv - cj[F.Mu];
+            var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
+            cj[F.P] = lj;
             mx = TV.Max(mx, lj);
         }
         sum = TV.Zero;
         for (int j = 0; j < k; j++)
         {
-            var pj = TV.Exp(l.P[j] - mx);
-            l.P[j] = pj;
+            TV* cj = cst + j * F.Size;
+            var pj = TV.Exp(cj[F.P] - mx);
+            cj[F.P] = pj;
             sum += pj;
         }
         return mask / sum;
@@ -207,7 +216,7 @@ internal static unsafe class MixtureKernel<T, TV>
         static abstract int Slots(int k);
 
         /// <summary>Processes one vector; returns the value to store (if the pass has an output).</summary>
-        static abstract TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        static abstract TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max);
     }
 
@@ -230,12 +239,11 @@ internal static unsafe class MixtureKernel<T, TV>
         Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
         {
             int accCount = Math.Max(slots, 1);
-            byte* raw = stackalloc byte[(LaneSlots(k) + accCount + k) * sizeof(TV) + 64];
+            byte* raw = stackalloc byte[(BlockVectors(k) + accCount + k) * sizeof(TV) + 64];
             TV* block = Aligned(raw);
-            TV* acc = block + LaneSlots(k);
+            TV* acc = block + BlockVectors(k);
             TV* max = acc + accCount;
-            var l = new Lanes();
-            Init(ref l, block, m, ch, alpha, beta, v, gz, reference);
+            TV* cst = Init(block, m, ch, alpha, beta, v, gz, reference);
             double* sums = stackalloc double[accCount];
             for (int j = 0; j < accCount; j++) { acc[j] = TV.Zero; sums[j] = 0; }
             var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
@@ -255,7 +263,7 @@ internal static unsafe class MixtureKernel<T, TV>
                 for (; i + vn <= s; i += vn)
                 {
                     var gv = g != null ? TV.Load(g + off + i) : TV.Zero;
-                    var r = TPass.Apply(TV.Load(xr + i), gv, one, ref l, acc, max);
+                    var r = TPass.Apply(TV.Load(xr + i), gv, one, cst, k, acc, max);
                     if (output != null) TV.Store(output + off + i, r);
                     if (slots > 0 && ++count == FlushEvery) { Flush(acc, sums, slots); count = 0; }
                 }
@@ -269,7 +277,7 @@ internal static unsafe class MixtureKernel<T, TV>
                         tg[j] = inside && g != null ? g[off + i + j] : T.Zero;
                         tm[j] = inside ? T.One : T.Zero;
                     }
-                    var r = TPass.Apply(TV.Load(tx), TV.Load(tg), TV.Load(tm), ref l, acc, max);
+                    var r = TPass.Apply(TV.Load(tx), TV.Load(tg), TV.Load(tm), cst, k, acc, max);
                     if (output != null)
                     {
                         TV.Store(to, r);
@@ -322,8 +330,8 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
-            TV* max) => Output(xv, mask, ref l, out _, out _);
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
+            TV* max) => Output(xv, mask, cst, k, out _, out _);
     }
 
     struct ForwardLogZPass : IPass
@@ -331,22 +339,26 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => 1;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max)
         {
-            var r = Output(xv, mask, ref l, out var mx, out var sum);
+            var r = Output(xv, mask, cst, k, out var mx, out var sum);
             acc[0] += (mx + TV.Log(sum)) * mask;
             return r;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Output(TV xv, TV mask, ref Lanes l, out TV mx, out TV sum)
+    static TV Output(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum)
     {
-        var inv = Softmax(xv, TV.One, ref l, out mx, out sum);
+        var inv = Softmax(xv, TV.One, cst, k, out mx, out sum);
         var num = TV.Zero;
-        for (int j = 0; j < l.K; j++) num += l.P[j] * l.Scale[j] * (xv - l.Center[j]);
-        return num * inv * l.W + l.B;
+        for (int j = 0; j < k; j++)
+        {
+            TV* cj = cst + j * F.Size;
+            num += cj[F.P] * cj[F.Scale] * (xv - cj[F.Center]);
+        }
+        return num * inv * cst[F.W] + cst[F.B];
     }
 
     /// <summary>Forward pass; returns Σ log Σ_k λ_k N(x | μ_k, σ²_k) (without ½ log 2π) when withLogZ, else 0.</summary>
@@ -371,25 +383,26 @@ internal static unsafe class MixtureKernel<T, TV>
     /// flushed to zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV SoftmaxWithLog(TV xv, TV mask, ref Lanes l)
+    static TV SoftmaxWithLog(TV xv, TV mask, TV* cst, int k)
     {
-        int k = l.K;
-        var mx = l.Cl[0] - l.Hiv[0] * (xv - l.Mu[0]) * (xv - l.Mu[0]);
-        l.Tb[0] = mx;
+        var mx = cst[F.Cl] - cst[F.Hiv] * (xv - cst[F.Mu]) * (xv - cst[F.Mu]);
+        cst[F.H] = mx;
         for (int j = 1; j < k; j++)
         {
-            var d = xv - l.Mu[j];
-            var lj = l.Cl[j] - l.Hiv[j] * d * d;
-            l.Tb[j] = lj;
+            TV* cj = cst + j * F.Size;
+            var d = xv - cj[F.Mu];
+            var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
+            cj[F.H] = lj;
             mx = TV.Max(mx, lj);
         }
         var sum = TV.Zero;
         for (int j = 0; j < k; j++)
         {
-            var lp = l.Tb[j] - mx;
-            l.Tb[j] = lp;
+            TV* cj = cst + j * F.Size;
+            var lp = cj[F.H] - mx;
+            cj[F.H] = lp;
             var pj = TV.Exp(lp);
-            l.P[j] = pj;
+            cj[F.P] = pj;
             sum += pj;
         }
         return mask / sum;
@@ -411,14 +424,15 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => 4 * k;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max)
         {
-            var inv = SoftmaxWithLog(xv, mask, ref l);
-            for (int j = 0; j < l.K; j++)
+            var inv = SoftmaxWithLog(xv, mask, cst, k);
+            for (int j = 0; j < k; j++)
             {
-                AddMoments(acc + 4 * j, l.P[j] * inv, xv - l.Mu[j]);
-                max[j] = TV.MaxWhere(mask, max[j], l.Tb[j]);
+                TV* cj = cst + j * F.Size;
+                AddMoments(acc + 4 * j, cj[F.P] * inv, xv - cj[F.Mu]);
+                max[j] = TV.MaxWhere(mask, max[j], cj[F.H]);
             }
             return TV.Zero;
         }
@@ -429,13 +443,16 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => 4 * k;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max)
         {
-            var inv = SoftmaxWithLog(xv, mask, ref l);
+            var inv = SoftmaxWithLog(xv, mask, cst, k);
             // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
-            for (int j = 0; j < l.K; j++)
-                AddMoments(acc + 4 * j, TV.Exp(l.Tb[j] - l.Alpha[j]) * inv, xv - l.Mu[j]);
+            for (int j = 0; j < k; j++)
+            {
+                TV* cj = cst + j * F.Size;
+                AddMoments(acc + 4 * j, TV.Exp(cj[F.H] - cj[F.Alpha]) * inv, xv - cj[F.Mu]);
+            }
             return TV.Zero;
         }
     }
@@ -465,15 +482,15 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => 3 * k + 3;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max)
         {
-            int k = l.K;
-            var inv = Softmax(xv, mask, ref l, out var mx, out var sum);
+            var inv = Softmax(xv, mask, cst, k, out var mx, out var sum);
             for (int j = 0; j < k; j++)
             {
-                var tau = l.P[j] * inv;
-                var d = xv - l.Mu[j];
+                TV* cj = cst + j * F.Size;
+                var tau = cj[F.P] * inv;
+                var d = xv - cj[F.Mu];
                 var td = tau * d;
                 TV* a = acc + 3 * j;
                 a[0] += tau;
@@ -481,7 +498,7 @@ internal static unsafe class MixtureKernel<T, TV>
                 a[2] += td * d;
             }
             acc[3 * k] += (mx + TV.Log(sum)) * mask;
-            var dx = (xv - l.Ref) * mask;
+            var dx = (xv - cst[F.Ref]) * mask;
             acc[3 * k + 1] += dx;
             acc[3 * k + 2] += dx * dx;
             return TV.Zero;
@@ -503,16 +520,17 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => 2 * k;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max)
         {
-            var inv = Softmax(xv, mask, ref l, out _, out _);
-            var gy = gv * l.W * inv;
-            for (int j = 0; j < l.K; j++)
+            var inv = Softmax(xv, mask, cst, k, out _, out _);
+            var gy = gv * cst[F.W] * inv;
+            for (int j = 0; j < k; j++)
             {
-                var gt = gy * l.P[j];
+                TV* cj = cst + j * F.Size;
+                var gt = gy * cj[F.P];
                 acc[2 * j] += gt;
-                acc[2 * j + 1] += gt * (xv - l.Center[j]);
+                acc[2 * j + 1] += gt * (xv - cj[F.Center]);
             }
             return TV.Zero;
         }
@@ -533,40 +551,40 @@ internal static unsafe class MixtureKernel<T, TV>
         public static int Slots(int k) => MixtureKernel.PerK * k + 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, ref Lanes l, TV* acc,
+        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
             TV* max)
         {
-            int k = l.K;
-            var inv = Softmax(xv, mask, ref l, out _, out _);
-            var gy = gv * l.W;
+            var inv = Softmax(xv, mask, cst, k, out _, out _);
+            var gy = gv * cst[F.W];
             var y = TV.Zero;
             var sbar = TV.Zero;
             for (int j = 0; j < k; j++)
             {
-                var tau = l.P[j] * inv;
-                l.P[j] = tau;
-                var c = xv - l.Center[j];
-                var h = l.Scale[j] * c;
+                TV* cj = cst + j * F.Size;
+                var tau = cj[F.P] * inv;
+                cj[F.P] = tau;
+                var c = xv - cj[F.Center];
+                var h = cj[F.Scale] * c;
                 y += tau * h;
-                var t = gy * h + l.Alpha[j] * c + l.Beta[j] * (c * c - l.V[j]);
-                l.Tb[j] = t;
+                var t = gy * h + cj[F.Alpha] * c + cj[F.Beta] * (c * c - cj[F.V]);
+                cj[F.H] = t;
                 sbar += tau * t;
             }
             acc[MixtureKernel.PerK * k] += gv;
             acc[MixtureKernel.PerK * k + 1] += gv * y;
             var two = TV.One + TV.One;
             var gx = TV.Zero;
-            var shift = l.Gz - sbar;
+            var shift = cst[F.Gz] - sbar;
             for (int j = 0; j < k; j++)
             {
-                var tau = l.P[j];
-                var c = xv - l.Center[j];
-                var d = xv - l.Mu[j];
-                var e = tau * (l.Tb[j] + shift);
+                TV* cj = cst + j * F.Size;
+                var tau = cj[F.P];
+                var c = xv - cj[F.Center];
+                var d = xv - cj[F.Mu];
+                var e = tau * (cj[F.H] + shift);
                 var ed = e * d;
                 var gt = gy * tau;
-                // 1/σ²_k = 2 · hiv_k.
-                gx += tau * (gy * l.Scale[j] + l.Alpha[j] + two * l.Beta[j] * c) - two * l.Hiv[j] * ed;
+                gx += tau * (gy * cj[F.Scale] + cj[F.Alpha] + two * cj[F.Beta] * c) - cj[F.TwoHiv] * ed;
                 TV* a = acc + MixtureKernel.PerK * j;
                 a[0] += gt;
                 a[1] += gt * c;
@@ -610,18 +628,16 @@ internal static unsafe class MixtureKernel<T, TV>
         {
             const int chunk = ChunkVectors;
             int vn = TV.Count;
-            byte* raw = stackalloc byte[(Component.Size * k + (k + 4) * chunk) * sizeof(TV) + 64];
-            // Everything per vector goes through local pointers: the JIT keeps them in registers, where fields of a
-            // struct passed by reference would be reloaded after every store through a vector pointer.
-            TV* cst = Aligned(raw);
-            Component.Init(cst, m, ch);
-            TV* p = cst + Component.Size * k;
+            byte* raw = stackalloc byte[(BlockVectors(k) + (k + 4) * chunk) * sizeof(TV) + 64];
+            TV* block = Aligned(raw);
+            TV* cst = Init(block, m, ch, null, null, null, gz, null);
+            TV* p = block + BlockVectors(k);
             TV* xs = p + k * chunk;
             TV* gys = xs + chunk;
             TV* ys = gys + chunk;
             TV* invs = ys + chunk;
-            var w = TV.Create(T.CreateTruncating(m.W?[ch] ?? 1.0));
-            var gzv = TV.Create(T.CreateTruncating(gz));
+            var w = cst[F.W];
+            var gzv = cst[F.Gz];
             var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
             T* tx = stackalloc T[vn];
             T* tg = stackalloc T[vn];
@@ -661,26 +677,26 @@ internal static unsafe class MixtureKernel<T, TV>
                     // τ_k = p_k · inv with p_k = exp(ℓ_k − max ℓ); h_k = r_k (x − m_k); y = Σ τ_k h_k.
                     var mx = lowest;
                     TV* cj = cst;
-                    for (int j = 0; j < k; j++, cj += Component.Size)
+                    for (int j = 0; j < k; j++, cj += F.Size)
                     {
-                        var d = xv - cj[Component.Mu];
-                        var lj = cj[Component.Cl] - cj[Component.Hiv] * d * d;
-                        cj[Component.P] = lj;
+                        var d = xv - cj[F.Mu];
+                        var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
+                        cj[F.P] = lj;
                         mx = TV.Max(mx, lj);
                     }
                     var sum = TV.Zero;
                     var num = TV.Zero;
                     cj = cst;
-                    for (int j = 0; j < k; j++, cj += Component.Size)
+                    for (int j = 0; j < k; j++, cj += F.Size)
                     {
-                        var pj = TV.Exp(cj[Component.P] - mx);
-                        var h = cj[Component.Scale] * (xv - cj[Component.Center]);
-                        cj[Component.P] = pj;
-                        cj[Component.H] = h;
+                        var pj = TV.Exp(cj[F.P] - mx);
+                        var h = cj[F.Scale] * (xv - cj[F.Center]);
+                        cj[F.P] = pj;
+                        cj[F.H] = h;
                         sum += pj;
                         num += pj * h;
                     }
-                    var inv = mask / sum;
+            var inv = mask / sum;
                     var y = num * inv;
                     var gy = gv * w;
                     sumG += gv;
@@ -688,14 +704,13 @@ internal static unsafe class MixtureKernel<T, TV>
                     var gxv = TV.Zero;
                     cj = cst;
                     TV* pu = p + used;
-                    for (int j = 0; j < k; j++, cj += Component.Size, pu += chunk)
+                    for (int j = 0; j < k; j++, cj += F.Size, pu += chunk)
                     {
-                        var pj = cj[Component.P];
+                        var pj = cj[F.P];
                         var tau = pj * inv;
                         var gt = gy * tau;
-                        var e = gt * (cj[Component.H] - y) + tau * gzv;
-                        // 1/σ²_k = 2 · hiv_k.
-                        gxv += gt * cj[Component.Scale] - cj[Component.TwoHiv] * e * (xv - cj[Component.Mu]);
+                        var e = gt * (cj[F.H] - y) + tau * gzv;
+                                gxv += gt * cj[F.Scale] - cj[F.TwoHiv] * e * (xv - cj[F.Mu]);
                         *pu = pj;
                     }
                     if (gx != null)
@@ -736,32 +751,6 @@ internal static unsafe class MixtureKernel<T, TV>
     }
 
     /// <summary>
-    /// One component's channel constants and per-element scratch, <see cref="Size"/> consecutive vectors, so one
-    /// pointer (a register) reaches all of them.
-    /// </summary>
-    static class Component
-    {
-        public const int Mu = 0, Cl = 1, Hiv = 2, TwoHiv = 3, Center = 4, Scale = 5, P = 6, H = 7, Size = 8;
-
-        /// <summary>Fills the constants of channel ch for every component, each formed in double and rounded once.</summary>
-        public static void Init(TV* cst, Mixture m, long ch)
-        {
-            for (int j = 0; j < m.K; j++)
-            {
-                long kc = j * m.C + ch;
-                double var = m.Var[kc];
-                TV* cj = cst + j * Size;
-                cj[Mu] = TV.Create(T.CreateTruncating(m.Mu[kc]));
-                cj[Cl] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
-                cj[Hiv] = TV.Create(T.CreateTruncating(0.5 / var));
-                cj[TwoHiv] = TV.Create(T.CreateTruncating(1 / var));
-                cj[Center] = TV.Create(T.CreateTruncating(m.Center[kc]));
-                cj[Scale] = TV.Create(T.CreateTruncating(m.Scale[kc]));
-            }
-        }
-    }
-
-    /// <summary>
     /// Second step of <see cref="FixedBackward"/>: per component, Σ gy τ, Σ gy τ c, Σ e, Σ e d, Σ e d² over the
     /// chunk's <paramref name="used"/> vectors, added to the double slots.
     /// </summary>
@@ -771,8 +760,8 @@ internal static unsafe class MixtureKernel<T, TV>
     {
         for (int j = 0; j < k; j++)
         {
-            TV* cj = cst + j * Component.Size;
-            TV mu = cj[Component.Mu], center = cj[Component.Center], scale = cj[Component.Scale];
+            TV* cj = cst + j * F.Size;
+            TV mu = cj[F.Mu], center = cj[F.Center], scale = cj[F.Scale];
             TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, a4 = TV.Zero;
             TV* pj = p + j * chunk;
             for (int i = 0; i < used; i++)

@@ -21,6 +21,7 @@ internal unsafe interface ISimd<TV, T> : IAdditionOperators<TV, TV, TV>, ISubtra
     static abstract TV Create(T value);
     static abstract TV Load(T* p);
     static abstract void Store(T* p, TV v);
+    /// <summary>Lane maximum with the hardware's NaN rule (one instruction; IEEE's rule costs three at 512 bits).</summary>
     static abstract TV Max(TV a, TV b);
     static abstract TV Exp(TV v);
     static abstract TV Log(TV v);
@@ -94,7 +95,7 @@ internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>
     public static void Store(T* p, NativeSimd<T> a) => Unsafe.WriteUnaligned(p, a.v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static NativeSimd<T> Max(NativeSimd<T> a, NativeSimd<T> b) => new(Vector.Max(a.v, b.v));
+    public static NativeSimd<T> Max(NativeSimd<T> a, NativeSimd<T> b) => new(Vector.MaxNative(a.v, b.v));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static NativeSimd<T> Exp(NativeSimd<T> a)
@@ -181,7 +182,7 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
     public static void Store(T* p, WideSimd<T> a) => a.v.Store(p);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static WideSimd<T> Max(WideSimd<T> a, WideSimd<T> b) => new(Vector512.Max(a.v, b.v));
+    public static WideSimd<T> Max(WideSimd<T> a, WideSimd<T> b) => new(Vector512.MaxNative(a.v, b.v));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static WideSimd<T> Exp(WideSimd<T> a)
@@ -198,7 +199,7 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static double Sum(WideSimd<T> a) => double.CreateTruncating(Vector512.Sum(a.v));
+    public static double Sum(WideSimd<T> a) => double.CreateTruncating(Vector256.Sum(a.v.GetLower() + a.v.GetUpper()));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static WideSimd<T> MaxWhere(WideSimd<T> mask, WideSimd<T> current, WideSimd<T> candidate) =>

@@ -122,8 +122,11 @@ internal static unsafe class MixtureKernel<T, TV>
     where T : unmanaged, INumberBase<T>
     where TV : unmanaged, ISimd<TV, T>
 {
-    /// <summary>Vector partial sums go to double this often (in vectors), so float lanes sum few terms.</summary>
-    const int FlushEvery = 32;
+    /// <summary>
+    /// Vectors per chunk: the second step of every pass reads the chunk's scratch back from L1, and each float
+    /// lane of a running sum adds at most this many terms before it goes to a double.
+    /// </summary>
+    const int ChunkVectors = 32;
 
     /// <summary>
     /// The first 64-byte boundary in a stack buffer (allocated 64 bytes longer than needed). A 512-bit store
@@ -181,7 +184,7 @@ internal static unsafe class MixtureKernel<T, TV>
     }
 
     /// <summary>
-    /// Writes p_k = exp(ℓ_k − max ℓ) into l.P and returns mask / Σ p (so τ_k = p_k · result, and padding lanes,
+    /// Writes p_k = exp(ℓ_k − max ℓ) into each component's P slot and returns mask / Σ p (so τ_k = p_k · result, and padding lanes,
     /// mask 0, get τ = 0 and add nothing anywhere). mx and sum are max ℓ and Σ p.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -209,20 +212,42 @@ internal static unsafe class MixtureKernel<T, TV>
         return mask / sum;
     }
 
-    /// <summary>One kind of pass: what it does with one vector of x (and g).</summary>
+    /// <summary>
+    /// One kind of pass, in two steps per chunk of up to <see cref="ChunkVectors"/> vectors of one channel. First,
+    /// per vector and for all K components at once: the output (if any), the per-component values the sums need
+    /// (written to a small scratch), channel-wide running sums. Then, per component, one loop over the chunk adds
+    /// its sums in registers. In a single loop the K·CompSums running sums cannot all be registers, and kept in
+    /// memory their loads and stores cost more than the second, L1-resident read.
+    /// </summary>
     interface IPass
     {
-        /// <summary>Vector accumulators per work item (summed into double slots).</summary>
-        static abstract int Slots(int k);
+        /// <summary>Sums per component: slots j·CompSums … of the result.</summary>
+        static abstract int CompSums { get; }
 
-        /// <summary>Processes one vector; returns the value to store (if the pass has an output).</summary>
-        static abstract TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max);
+        /// <summary>Channel-wide sums, after the components' slots.</summary>
+        static abstract int GlobalSums { get; }
+
+        /// <summary>Scratch vectors per component and element vector (first step writes, second reads).</summary>
+        static abstract int CompScratch { get; }
+
+        /// <summary>Scratch vectors per element vector, besides x itself.</summary>
+        static abstract int VecScratch { get; }
+
+        /// <summary>
+        /// First step for one vector. Component j's scratch q goes to sc[(j·CompScratch + q)·ChunkVectors], the
+        /// vector scratch q to vs[q·ChunkVectors]; channel-wide terms are added to glob. Returns the output vector
+        /// (ignored when the sweep writes none).
+        /// </summary>
+        static abstract TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max);
+
+        /// <summary>Second step: component cj's sums over the chunk's first <paramref name="used"/> vectors.</summary>
+        static abstract void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums);
     }
 
     /// <summary>
     /// Runs a pass over all rows: full vectors in place, the tail of each row through the same code on a padded
-    /// copy with a 0/1 mask. Returns the per-channel slot sums [C, slots] and (if asked) lane maxima [C, K].
+    /// copy with a 0/1 mask (padding lanes get τ = 0 and add nothing). Returns the per-channel slot sums [C, slots]
+    /// and (if asked) the lane maxima [C, K] the pass kept.
     /// </summary>
     static (double[] Sums, double[]? Max) Sweep<TPass>(T* x, T* g, T* output, long n, long s, Mixture m,
         double[]? alpha, double[]? beta, double[]? v, double gz, bool withMax, double[]? reference = null)
@@ -230,7 +255,7 @@ internal static unsafe class MixtureKernel<T, TV>
     {
         int k = m.K;
         long c = m.C;
-        int slots = TPass.Slots(k);
+        int slots = TPass.CompSums * k + TPass.GlobalSums;
         int blocks = Blocks(c, n, n * c * s);
         var partial = new double[c * blocks * slots];
         var partialMax = withMax ? new double[c * blocks * k] : null;
@@ -238,55 +263,75 @@ internal static unsafe class MixtureKernel<T, TV>
         // kernels are called too few times (once per step) to be promoted before a short run has ended.
         Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
         {
-            int accCount = Math.Max(slots, 1);
-            byte* raw = stackalloc byte[(BlockVectors(k) + accCount + k) * sizeof(TV) + 64];
+            const int chunk = ChunkVectors;
+            int vn = TV.Count;
+            int compScratch = TPass.CompScratch * k;
+            int globals = Math.Max(TPass.GlobalSums, 1);
+            byte* raw = stackalloc byte[
+                (BlockVectors(k) + (compScratch + 1 + TPass.VecScratch) * chunk + globals + k) * sizeof(TV) + 64];
+            // All through local pointers, which the JIT keeps in registers.
             TV* block = Aligned(raw);
-            TV* acc = block + BlockVectors(k);
-            TV* max = acc + accCount;
             TV* cst = Init(block, m, ch, alpha, beta, v, gz, reference);
-            double* sums = stackalloc double[accCount];
-            for (int j = 0; j < accCount; j++) { acc[j] = TV.Zero; sums[j] = 0; }
+            TV* sc = block + BlockVectors(k);
+            TV* xs = sc + compScratch * chunk;
+            TV* vs = xs + chunk;
+            TV* glob = vs + TPass.VecScratch * chunk;
+            TV* max = glob + globals;
+            double* sums = stackalloc double[Math.Max(slots, 1)];
+            for (int j = 0; j < slots; j++) sums[j] = 0;
+            for (int j = 0; j < globals; j++) glob[j] = TV.Zero;
             var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
             for (int j = 0; j < k; j++) max[j] = lowest;
-            int vn = TV.Count;
             T* tx = stackalloc T[vn];
             T* tg = stackalloc T[vn];
             T* tm = stackalloc T[vn];
             T* to = stackalloc T[vn];
-            var one = TV.One;
-            int count = 0;
+            int used = 0;
             for (long row = n0; row < n1; row++)
             {
                 long off = (row * c + ch) * s;
-                T* xr = x + off;
-                long i = 0;
-                for (; i + vn <= s; i += vn)
+                for (long i = 0; i < s; i += vn)
                 {
-                    var gv = g != null ? TV.Load(g + off + i) : TV.Zero;
-                    var r = TPass.Apply(TV.Load(xr + i), gv, one, cst, k, acc, max);
-                    if (output != null) TV.Store(output + off + i, r);
-                    if (slots > 0 && ++count == FlushEvery) { Flush(acc, sums, slots); count = 0; }
-                }
-                if (i < s)
-                {
-                    int rest = (int)(s - i);
-                    for (int j = 0; j < vn; j++)
+                    TV xv, gv, mask;
+                    int rest = (int)Math.Min(vn, s - i);
+                    if (rest == vn)
                     {
-                        bool inside = j < rest;
-                        tx[j] = inside ? xr[i + j] : T.Zero;
-                        tg[j] = inside && g != null ? g[off + i + j] : T.Zero;
-                        tm[j] = inside ? T.One : T.Zero;
+                        xv = TV.Load(x + off + i);
+                        gv = g != null ? TV.Load(g + off + i) : TV.Zero;
+                        mask = TV.One;
                     }
-                    var r = TPass.Apply(TV.Load(tx), TV.Load(tg), TV.Load(tm), cst, k, acc, max);
+                    else
+                    {
+                        for (int j = 0; j < vn; j++)
+                        {
+                            bool inside = j < rest;
+                            tx[j] = inside ? x[off + i + j] : T.Zero;
+                            tg[j] = inside && g != null ? g[off + i + j] : T.Zero;
+                            tm[j] = inside ? T.One : T.Zero;
+                        }
+                        xv = TV.Load(tx);
+                        gv = TV.Load(tg);
+                        mask = TV.Load(tm);
+                    }
+                    var r = TPass.First(xv, gv, mask, cst, k, sc + used, vs + used, glob, max);
                     if (output != null)
                     {
-                        TV.Store(to, r);
-                        for (int j = 0; j < rest; j++) output[off + i + j] = to[j];
+                        if (rest == vn) TV.Store(output + off + i, r);
+                        else
+                        {
+                            TV.Store(to, r);
+                            for (int j = 0; j < rest; j++) output[off + i + j] = to[j];
+                        }
                     }
-                    if (slots > 0 && ++count == FlushEvery) { Flush(acc, sums, slots); count = 0; }
+                    if (TPass.CompSums > 0) xs[used] = xv;
+                    if (++used == chunk)
+                    {
+                        SumChunk<TPass>(used, k, cst, sc, xs, vs, glob, sums);
+                        used = 0;
+                    }
                 }
             }
-            if (slots > 0) Flush(acc, sums, slots);
+            if (used > 0) SumChunk<TPass>(used, k, cst, sc, xs, vs, glob, sums);
             var dst = partial.AsSpan((int)((ch * blocks + b) * slots), slots);
             for (int j = 0; j < slots; j++) dst[j] = sums[j];
             if (partialMax is not null)
@@ -313,43 +358,58 @@ internal static unsafe class MixtureKernel<T, TV>
         return (total, totalMax);
     }
 
+    /// <summary>The second step over a chunk, then the channel-wide running sums into their double slots.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Flush(TV* acc, double* sums, int slots)
+    static void SumChunk<TPass>(int used, int k, TV* cst, TV* sc, TV* xs, TV* vs, TV* glob, double* sums)
+        where TPass : IPass
     {
-        for (int j = 0; j < slots; j++)
+        if (TPass.CompSums > 0)
+            for (int j = 0; j < k; j++)
+                TPass.Second(used, cst, cst + j * F.Size, sc + j * TPass.CompScratch * ChunkVectors, xs, vs,
+                    sums + j * TPass.CompSums);
+        for (int q = 0; q < TPass.GlobalSums; q++)
         {
-            sums[j] += TV.Sum(acc[j]);
-            acc[j] = TV.Zero;
+            sums[k * TPass.CompSums + q] += TV.Sum(glob[q]);
+            glob[q] = TV.Zero;
         }
     }
 
-    // ---- Forward: out = w·Σ τ_k r_k (x − m_k) + b; slot 0 = Σ log Σ_k exp ℓ_k (the log-likelihood, if kept).
+    // ---- Forward: out = w·Σ τ_k r_k (x − m_k) + b; channel-wide Σ log Σ_k exp ℓ_k (the log-likelihood, if kept).
 
     struct ForwardPass : IPass
     {
-        public static int Slots(int k) => 0;
+        public static int CompSums => 0;
+        public static int GlobalSums => 0;
+        public static int CompScratch => 0;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max) => Output(xv, mask, cst, k, out _, out _);
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max) =>
+            Output(xv, cst, k, out _, out _);
+
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) { }
     }
 
     struct ForwardLogZPass : IPass
     {
-        public static int Slots(int k) => 1;
+        public static int CompSums => 0;
+        public static int GlobalSums => 1;
+        public static int CompScratch => 0;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max)
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
-            var r = Output(xv, mask, cst, k, out var mx, out var sum);
-            acc[0] += (mx + TV.Log(sum)) * mask;
+            var r = Output(xv, cst, k, out var mx, out var sum);
+            glob[0] += (mx + TV.Log(sum)) * mask;
             return r;
         }
+
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) { }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Output(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum)
+    static TV Output(TV xv, TV* cst, int k, out TV mx, out TV sum)
     {
         var inv = Softmax(xv, TV.One, cst, k, out mx, out sum);
         var num = TV.Zero;
@@ -374,12 +434,12 @@ internal static unsafe class MixtureKernel<T, TV>
     }
 
     // ---- Batch statistics: per k, W = Σ τ, P = Σ τ d, Q = Σ τ d², R = Σ τ² (d = x − μ_k), and max log p_k.
-    // The sums weigh τ_k by exp(−shift_k) (shift_k from l.Alpha, ≤ 0, zero unless component k's τ underflows over
-    // the whole batch). The moments are ratios, so the factor cancels; without it a component far from every input
-    // has τ = 0 in float32 everywhere and 0/0 moments.
+    // The shifted variant weighs τ_k by exp(−shift_k) (shift_k in the Alpha slot, ≤ 0, zero unless component k's τ
+    // underflows over the whole batch). The moments are ratios, so the factor cancels; without it a component far
+    // from every input has τ = 0 in float32 everywhere and 0/0 moments.
 
     /// <summary>
-    /// Like <see cref="Softmax"/>, and also writes log p_k = ℓ_k − max ℓ into l.Tb, which the exp may have
+    /// Like <see cref="Softmax"/>, and also writes log p_k = ℓ_k − max ℓ into each component's H slot, which the exp may have
     /// flushed to zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -408,53 +468,79 @@ internal static unsafe class MixtureKernel<T, TV>
         return mask / sum;
     }
 
-    /// <summary>Adds τ, τ d, τ d², τ² to the four accumulators at <paramref name="a"/>.</summary>
+    /// <summary>
+    /// Second step of the moment passes: per component, Σ w, Σ w d, Σ w d² and (when <paramref name="squares"/>)
+    /// Σ w², with w the scratch weight and d = x − μ.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddMoments(TV* a, TV tau, TV d)
+    static void Moments(int used, TV* cj, TV* w, TV* xs, double* sums, bool squares)
     {
-        var td = tau * d;
-        a[0] += tau;
-        a[1] += td;
-        a[2] += td * d;
-        a[3] += tau * tau;
+        TV mu = cj[F.Mu];
+        TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero;
+        for (int i = 0; i < used; i++)
+        {
+            var wi = w[i];
+            var d = xs[i] - mu;
+            var wd = wi * d;
+            a0 += wi;
+            a1 += wd;
+            a2 += wd * d;
+            if (squares) a3 += wi * wi;
+        }
+        sums[0] += TV.Sum(a0);
+        sums[1] += TV.Sum(a1);
+        sums[2] += TV.Sum(a2);
+        if (squares) sums[3] += TV.Sum(a3);
     }
 
     struct StatsPass : IPass
     {
-        public static int Slots(int k) => 4 * k;
+        public static int CompSums => 4;
+        public static int GlobalSums => 0;
+        public static int CompScratch => 1;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max)
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = SoftmaxWithLog(xv, mask, cst, k);
             for (int j = 0; j < k; j++)
             {
                 TV* cj = cst + j * F.Size;
-                AddMoments(acc + 4 * j, cj[F.P] * inv, xv - cj[F.Mu]);
+                sc[j * ChunkVectors] = cj[F.P] * inv;
                 max[j] = TV.MaxWhere(mask, max[j], cj[F.H]);
             }
             return TV.Zero;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
+            Moments(used, cj, sc, xs, sums, true);
     }
 
     struct ShiftedStatsPass : IPass
     {
-        public static int Slots(int k) => 4 * k;
+        public static int CompSums => 4;
+        public static int GlobalSums => 0;
+        public static int CompScratch => 1;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max)
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = SoftmaxWithLog(xv, mask, cst, k);
             // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
             for (int j = 0; j < k; j++)
             {
                 TV* cj = cst + j * F.Size;
-                AddMoments(acc + 4 * j, TV.Exp(cj[F.H] - cj[F.Alpha]) * inv, xv - cj[F.Mu]);
+                sc[j * ChunkVectors] = TV.Exp(cj[F.H] - cj[F.Alpha]) * inv;
             }
             return TV.Zero;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
+            Moments(used, cj, sc, xs, sums, true);
     }
 
     /// <summary>
@@ -471,68 +557,73 @@ internal static unsafe class MixtureKernel<T, TV>
     /// The sums of <see cref="Stats"/> with component k's τ weighed by exp(−shift[k, c]) ([K, C], ≤ 0), for
     /// components whose responsibilities underflow: the moments (ratios) are unchanged, and finite.
     /// </summary>
-    public static double[] ShiftedStats(T* x, long n, long s, Mixture m, double[] shift)
-        =>
+    public static double[] ShiftedStats(T* x, long n, long s, Mixture m, double[] shift) =>
         Sweep<ShiftedStatsPass>(x, null, null, n, s, m, shift, null, null, 0, false).Sums;
 
     // ---- EM: per k, Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k, Σ (x − ref), Σ (x − ref)².
 
     struct EmPass : IPass
     {
-        public static int Slots(int k) => 3 * k + 3;
+        public static int CompSums => 3;
+        public static int GlobalSums => 3;
+        public static int CompScratch => 1;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max)
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = Softmax(xv, mask, cst, k, out var mx, out var sum);
-            for (int j = 0; j < k; j++)
-            {
-                TV* cj = cst + j * F.Size;
-                var tau = cj[F.P] * inv;
-                var d = xv - cj[F.Mu];
-                var td = tau * d;
-                TV* a = acc + 3 * j;
-                a[0] += tau;
-                a[1] += td;
-                a[2] += td * d;
-            }
-            acc[3 * k] += (mx + TV.Log(sum)) * mask;
+            for (int j = 0; j < k; j++) sc[j * ChunkVectors] = cst[j * F.Size + F.P] * inv;
+            glob[0] += (mx + TV.Log(sum)) * mask;
             var dx = (xv - cst[F.Ref]) * mask;
-            acc[3 * k + 1] += dx;
-            acc[3 * k + 2] += dx * dx;
+            glob[1] += dx;
+            glob[2] += dx * dx;
             return TV.Zero;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
+            Moments(used, cj, sc, xs, sums, false);
     }
 
     /// <summary>
     /// One EM E-step's sums, [C, 3K + 3]: per k Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k and the
     /// channel's Σ (x − ref), Σ (x − ref)² (ref [C], a shift that keeps the variance sum well conditioned).
     /// </summary>
-    public static double[] EmSums(T* x, long n, long s, Mixture m, double[] reference)
-        =>
+    public static double[] EmSums(T* x, long n, long s, Mixture m, double[] reference) =>
         Sweep<EmPass>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums;
 
     // ---- Backward, first pass of the batch transform: per k, Σ gy τ and Σ gy τ c (c = x − m_k).
 
     struct OutputSumsPass : IPass
     {
-        public static int Slots(int k) => 2 * k;
+        public static int CompSums => 2;
+        public static int GlobalSums => 0;
+        public static int CompScratch => 1;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max)
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = Softmax(xv, mask, cst, k, out _, out _);
             var gy = gv * cst[F.W] * inv;
-            for (int j = 0; j < k; j++)
-            {
-                TV* cj = cst + j * F.Size;
-                var gt = gy * cj[F.P];
-                acc[2 * j] += gt;
-                acc[2 * j + 1] += gt * (xv - cj[F.Center]);
-            }
+            for (int j = 0; j < k; j++) sc[j * ChunkVectors] = gy * cst[j * F.Size + F.P];
             return TV.Zero;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums)
+        {
+            TV center = cj[F.Center];
+            TV a0 = TV.Zero, a1 = TV.Zero;
+            for (int i = 0; i < used; i++)
+            {
+                var gt = sc[i];
+                a0 += gt;
+                a1 += gt * (xs[i] - center);
+            }
+            sums[0] += TV.Sum(a0);
+            sums[1] += TV.Sum(a1);
         }
     }
 
@@ -546,13 +637,90 @@ internal static unsafe class MixtureKernel<T, TV>
     // dL/dx = gy Σ τ_k r_k + Σ τ_k (α_k + 2 β_k c_k) − Σ e_k d_k / σ²_k.
     // Slots per k: A = Σ gy τ, F = Σ gy τ c, D = Σ e, B = Σ e d, E = Σ e d²; then Σ g and Σ g·y.
 
-    struct BackwardPass : IPass
+    /// <summary>Second step of both backward passes: the five sums of component cj from τ, e and gy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void BackwardSums(int used, TV* cj, TV* taus, TV* es, TV* gys, TV* xs, double* sums)
     {
-        public static int Slots(int k) => MixtureKernel.PerK * k + 2;
+        TV mu = cj[F.Mu], center = cj[F.Center];
+        TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, a4 = TV.Zero;
+        for (int i = 0; i < used; i++)
+        {
+            var xv = xs[i];
+            var gt = gys[i] * taus[i];
+            var e = es[i];
+            var d = xv - mu;
+            var ed = e * d;
+            a0 += gt;
+            a1 += gt * (xv - center);
+            a2 += e;
+            a3 += ed;
+            a4 += ed * d;
+        }
+        sums[0] += TV.Sum(a0);
+        sums[1] += TV.Sum(a1);
+        sums[2] += TV.Sum(a2);
+        sums[3] += TV.Sum(a3);
+        sums[4] += TV.Sum(a4);
+    }
+
+    /// <summary>
+    /// Fixed statistics (Paper, running): α = β = 0, so Σ_j τ_j T_j = gy·y and e_k = τ_k (gy (h_k − y) + gz).
+    /// Scratch: τ_k and e_k per component, gy per vector.
+    /// </summary>
+    struct FixedBackwardPass : IPass
+    {
+        public static int CompSums => MixtureKernel.PerK;
+        public static int GlobalSums => 2;
+        public static int CompScratch => 2;
+        public static int VecScratch => 1;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Apply(TV xv, TV gv, TV mask, TV* cst, int k, TV* acc,
-            TV* max)
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
+        {
+            var inv = Softmax(xv, mask, cst, k, out _, out _);
+            var num = TV.Zero;
+            for (int j = 0; j < k; j++)
+            {
+                TV* cj = cst + j * F.Size;
+                var h = cj[F.Scale] * (xv - cj[F.Center]);
+                cj[F.H] = h;
+                num += cj[F.P] * h;
+            }
+            var y = num * inv;
+            var gy = gv * cst[F.W];
+            glob[0] += gv;
+            glob[1] += gv * y;
+            var gz = cst[F.Gz];
+            var gx = TV.Zero;
+            for (int j = 0; j < k; j++)
+            {
+                TV* cj = cst + j * F.Size;
+                var tau = cj[F.P] * inv;
+                var gt = gy * tau;
+                var e = gt * (cj[F.H] - y) + tau * gz;
+                gx += gt * cj[F.Scale] - cj[F.TwoHiv] * e * (xv - cj[F.Mu]);
+                sc[2 * j * ChunkVectors] = tau;
+                sc[(2 * j + 1) * ChunkVectors] = e;
+            }
+            vs[0] = gy;
+            return gx;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
+            BackwardSums(used, cj, sc, sc + ChunkVectors, vs, xs, sums);
+    }
+
+    /// <summary>Batch statistics: the general case. Scratch as <see cref="FixedBackwardPass"/>.</summary>
+    struct BackwardPass : IPass
+    {
+        public static int CompSums => MixtureKernel.PerK;
+        public static int GlobalSums => 2;
+        public static int CompScratch => 2;
+        public static int VecScratch => 1;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = Softmax(xv, mask, cst, k, out _, out _);
             var gy = gv * cst[F.W];
@@ -570,8 +738,8 @@ internal static unsafe class MixtureKernel<T, TV>
                 cj[F.H] = t;
                 sbar += tau * t;
             }
-            acc[MixtureKernel.PerK * k] += gv;
-            acc[MixtureKernel.PerK * k + 1] += gv * y;
+            glob[0] += gv;
+            glob[1] += gv * y;
             var two = TV.One + TV.One;
             var gx = TV.Zero;
             var shift = cst[F.Gz] - sbar;
@@ -580,20 +748,18 @@ internal static unsafe class MixtureKernel<T, TV>
                 TV* cj = cst + j * F.Size;
                 var tau = cj[F.P];
                 var c = xv - cj[F.Center];
-                var d = xv - cj[F.Mu];
                 var e = tau * (cj[F.H] + shift);
-                var ed = e * d;
-                var gt = gy * tau;
-                gx += tau * (gy * cj[F.Scale] + cj[F.Alpha] + two * cj[F.Beta] * c) - cj[F.TwoHiv] * ed;
-                TV* a = acc + MixtureKernel.PerK * j;
-                a[0] += gt;
-                a[1] += gt * c;
-                a[2] += e;
-                a[3] += ed;
-                a[4] += ed * d;
+                gx += tau * (gy * cj[F.Scale] + cj[F.Alpha] + two * cj[F.Beta] * c) - cj[F.TwoHiv] * e * (xv - cj[F.Mu]);
+                sc[2 * j * ChunkVectors] = tau;
+                sc[(2 * j + 1) * ChunkVectors] = e;
             }
+            vs[0] = gy;
             return gx;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
+            BackwardSums(used, cj, sc, sc + ChunkVectors, vs, xs, sums);
     }
 
     /// <summary>
@@ -603,188 +769,6 @@ internal static unsafe class MixtureKernel<T, TV>
     public static double[] Backward(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
         double[]? beta, double[]? v, double gz) =>
         alpha is null && beta is null
-            ? FixedBackward(x, g, gx, n, s, m, gz)
+            ? Sweep<FixedBackwardPass>(x, g, gx, n, s, m, null, null, null, gz, false).Sums
             : Sweep<BackwardPass>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums;
-
-    /// <summary>Vectors per chunk of <see cref="FixedBackward"/>: its scratch, (K + 4) vectors each, stays in L1.</summary>
-    const int ChunkVectors = 32;
-
-    /// <summary>
-    /// The main backward pass for fixed statistics (Paper, running): α = β = 0, so Σ_j τ_j T_j = gy·y and
-    /// e_k = τ_k (gy (h_k − y) + gz); same sums and slots as <see cref="BackwardPass"/>. It runs in two steps per
-    /// chunk of up to <see cref="ChunkVectors"/> vectors of one channel. First, per vector and for all K components at once: τ, y and dL/dx, which is written out; p_k, x,
-    /// g·w, y and 1/Σp go to a small scratch. Then, per component, one loop over the chunk sums its five
-    /// parameter-gradient terms in registers. In one pass those 5K running sums cannot all be registers; kept in
-    /// memory, their loads and stores cost more than the second, L1-resident read.
-    /// </summary>
-    static double[] FixedBackward(T* x, T* g, T* gx, long n, long s, Mixture m, double gz)
-    {
-        int k = m.K;
-        long c = m.C;
-        int slots = MixtureKernel.PerK * k + 2;
-        int blocks = Blocks(c, n, n * c * s);
-        var partial = new double[c * blocks * slots];
-        Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
-        {
-            const int chunk = ChunkVectors;
-            int vn = TV.Count;
-            byte* raw = stackalloc byte[(BlockVectors(k) + (k + 4) * chunk) * sizeof(TV) + 64];
-            TV* block = Aligned(raw);
-            TV* cst = Init(block, m, ch, null, null, null, gz, null);
-            TV* p = block + BlockVectors(k);
-            TV* xs = p + k * chunk;
-            TV* gys = xs + chunk;
-            TV* ys = gys + chunk;
-            TV* invs = ys + chunk;
-            var w = cst[F.W];
-            var gzv = cst[F.Gz];
-            var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
-            T* tx = stackalloc T[vn];
-            T* tg = stackalloc T[vn];
-            T* tm = stackalloc T[vn];
-            T* to = stackalloc T[vn];
-            double* sums = stackalloc double[slots];
-            for (int j = 0; j < slots; j++) sums[j] = 0;
-            var sumG = TV.Zero;
-            var sumGY = TV.Zero;
-            int used = 0;
-            for (long row = n0; row < n1; row++)
-            {
-                long off = (row * c + ch) * s;
-                for (long i = 0; i < s; i += vn)
-                {
-                    TV xv, gv, mask;
-                    int rest = (int)Math.Min(vn, s - i);
-                    if (rest == vn)
-                    {
-                        xv = TV.Load(x + off + i);
-                        gv = TV.Load(g + off + i);
-                        mask = TV.One;
-                    }
-                    else
-                    {
-                        for (int j = 0; j < vn; j++)
-                        {
-                            bool inside = j < rest;
-                            tx[j] = inside ? x[off + i + j] : T.Zero;
-                            tg[j] = inside ? g[off + i + j] : T.Zero;
-                            tm[j] = inside ? T.One : T.Zero;
-                        }
-                        xv = TV.Load(tx);
-                        gv = TV.Load(tg);
-                        mask = TV.Load(tm);
-                    }
-                    // τ_k = p_k · inv with p_k = exp(ℓ_k − max ℓ); h_k = r_k (x − m_k); y = Σ τ_k h_k.
-                    var mx = lowest;
-                    TV* cj = cst;
-                    for (int j = 0; j < k; j++, cj += F.Size)
-                    {
-                        var d = xv - cj[F.Mu];
-                        var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
-                        cj[F.P] = lj;
-                        mx = TV.Max(mx, lj);
-                    }
-                    var sum = TV.Zero;
-                    var num = TV.Zero;
-                    cj = cst;
-                    for (int j = 0; j < k; j++, cj += F.Size)
-                    {
-                        var pj = TV.Exp(cj[F.P] - mx);
-                        var h = cj[F.Scale] * (xv - cj[F.Center]);
-                        cj[F.P] = pj;
-                        cj[F.H] = h;
-                        sum += pj;
-                        num += pj * h;
-                    }
-            var inv = mask / sum;
-                    var y = num * inv;
-                    var gy = gv * w;
-                    sumG += gv;
-                    sumGY += gv * y;
-                    var gxv = TV.Zero;
-                    cj = cst;
-                    TV* pu = p + used;
-                    for (int j = 0; j < k; j++, cj += F.Size, pu += chunk)
-                    {
-                        var pj = cj[F.P];
-                        var tau = pj * inv;
-                        var gt = gy * tau;
-                        var e = gt * (cj[F.H] - y) + tau * gzv;
-                                gxv += gt * cj[F.Scale] - cj[F.TwoHiv] * e * (xv - cj[F.Mu]);
-                        *pu = pj;
-                    }
-                    if (gx != null)
-                    {
-                        if (rest == vn) TV.Store(gx + off + i, gxv);
-                        else
-                        {
-                            TV.Store(to, gxv);
-                            for (int j = 0; j < rest; j++) gx[off + i + j] = to[j];
-                        }
-                    }
-                    xs[used] = xv;
-                    gys[used] = gy;
-                    ys[used] = y;
-                    invs[used] = inv;
-                    if (++used == chunk)
-                    {
-                        SumChunk(used, k, chunk, cst, p, xs, gys, ys, invs, gzv, sums);
-                        sums[slots - 2] += TV.Sum(sumG);
-                        sums[slots - 1] += TV.Sum(sumGY);
-                        sumG = sumGY = TV.Zero;
-                        used = 0;
-                    }
-                }
-            }
-            if (used > 0) SumChunk(used, k, chunk, cst, p, xs, gys, ys, invs, gzv, sums);
-            sums[slots - 2] += TV.Sum(sumG);
-            sums[slots - 1] += TV.Sum(sumGY);
-            var dst = partial.AsSpan((int)((ch * blocks + b) * slots), slots);
-            for (int j = 0; j < slots; j++) dst[j] = sums[j];
-        });
-        var total = new double[c * slots];
-        for (long ch = 0; ch < c; ch++)
-            for (int b = 0; b < blocks; b++)
-                for (int j = 0; j < slots; j++)
-                    total[ch * slots + j] += partial[(ch * blocks + b) * slots + j];
-        return total;
-    }
-
-    /// <summary>
-    /// Second step of <see cref="FixedBackward"/>: per component, Σ gy τ, Σ gy τ c, Σ e, Σ e d, Σ e d² over the
-    /// chunk's <paramref name="used"/> vectors, added to the double slots.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void SumChunk(int used, int k, int chunk, TV* cst, TV* p, TV* xs, TV* gys, TV* ys, TV* invs, TV gz,
-        double* sums)
-    {
-        for (int j = 0; j < k; j++)
-        {
-            TV* cj = cst + j * F.Size;
-            TV mu = cj[F.Mu], center = cj[F.Center], scale = cj[F.Scale];
-            TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, a4 = TV.Zero;
-            TV* pj = p + j * chunk;
-            for (int i = 0; i < used; i++)
-            {
-                var xv = xs[i];
-                var tau = pj[i] * invs[i];
-                var gt = gys[i] * tau;
-                var cc = xv - center;
-                var d = xv - mu;
-                var e = gt * (scale * cc - ys[i]) + tau * gz;
-                var ed = e * d;
-                a0 += gt;
-                a1 += gt * cc;
-                a2 += e;
-                a3 += ed;
-                a4 += ed * d;
-            }
-            double* sj = sums + MixtureKernel.PerK * j;
-            sj[0] += TV.Sum(a0);
-            sj[1] += TV.Sum(a1);
-            sj[2] += TV.Sum(a2);
-            sj[3] += TV.Sum(a3);
-            sj[4] += TV.Sum(a4);
-        }
-    }
 }

@@ -60,8 +60,31 @@ if (args.Length > 0 && args[0] == "series")
         Console.WriteLine("kernel bwd, fresh gx: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(true))));
         Console.WriteLine("kernel bwd, same gx:  " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(false))));
     }
+    string Around(nn.Module<Tensor, Tensor> l)
+    {
+        double View(nn.Module<Tensor, Tensor> m)
+        {
+            using var s = NewDisposeScope();
+            var xi = x.detach().requires_grad_(true);
+            var sw = Stopwatch.StartNew();
+            m.forward(xi.view(shape)).backward(new[] { g });
+            return sw.Elapsed.TotalMilliseconds;
+        }
+        double b1 = View(bn), t = View(l), b2 = View(bn);
+        return $"{b1:F0}/{t:F0}/{b2:F0}";
+    }
+    Console.WriteLine("BN/Paper/BN: " + string.Join(" ", Enumerable.Range(0, 15).Select(_ => Around(paper))));
     Console.WriteLine("BN split:    " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(bn))));
     Console.WriteLine("Paper split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(paper))));
+    using var bstats = new UnsupervisedAdaptiveNorm(128, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
+    using var mn = new MixtureNorm(128, new MixtureNormOptions { Components = 3 });
+    bstats.train(); mn.train();
+    Console.WriteLine("BatchStats split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(bstats))));
+    Console.WriteLine("MN split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(mn))));
+    {
+        var start = new Uan.GaussianMixture(full(3, 128, 1.0 / 3), stack(new[] { full(128, -1.0f), zeros(128), full(128, 1.0f) }), ones(3, 128));
+        Console.WriteLine("EM step: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => { var sw = Stopwatch.StartNew(); var r = FusedEm.Step(x, start); return sw.Elapsed.TotalMilliseconds.ToString("F0"); })));
+    }
     return;
 }
 if (args.Length > 0 && args[0] == "far")

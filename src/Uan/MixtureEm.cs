@@ -139,8 +139,7 @@ public static class MixtureEm
         var current = start;
         for (int i = 0; i < iterations; i++)
         {
-            var (next, ll) = FusedEm.Step(x, current);
-            ll.Dispose();
+            var next = FusedEm.Advance(x, current);
             if (!ReferenceEquals(current, start)) current.Dispose();
             current = next;
         }

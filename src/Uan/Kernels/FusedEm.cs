@@ -17,6 +17,15 @@ internal static unsafe class FusedEm
     /// <summary>One EM iteration on x [N, C, ...]; returns the new mixture and the mean log-likelihood [C].</summary>
     public static (GaussianMixture Mixture, Tensor LogLikelihood) Step(Tensor x, GaussianMixture start)
     {
+        var (mixture, logLik) = Iterate(x, start, true);
+        return (mixture, logLik!);
+    }
+
+    /// <summary>One EM iteration on x [N, C, ...], the new mixture only (no log-likelihood: one log per element less).</summary>
+    public static GaussianMixture Advance(Tensor x, GaussianMixture start) => Iterate(x, start, false).Mixture;
+
+    static (GaussianMixture Mixture, Tensor? LogLikelihood) Iterate(Tensor x, GaussianMixture start, bool withLogLikelihood)
+    {
         int k = (int)start.Components;
         var (n, c, s) = Dims(x);
         long count = n * s;
@@ -32,8 +41,8 @@ internal static unsafe class FusedEm
                 reference[ch] += w[j * c + ch] * mu[j * c + ch];
         using var xd = x.detach();
         var sums = x.dtype == ScalarType.Float32
-            ? MixtureKernel.EmSums(Ptr<float>(xd), n, s, m, reference)
-            : MixtureKernel.EmSums(Ptr<double>(xd), n, s, m, reference);
+            ? MixtureKernel.EmSums(Ptr<float>(xd), n, s, m, reference, withLogLikelihood)
+            : MixtureKernel.EmSums(Ptr<double>(xd), n, s, m, reference, withLogLikelihood);
 
         int slots = 3 * k + 3;
         var newW = new double[k * c];
@@ -73,6 +82,6 @@ internal static unsafe class FusedEm
         long[] kc2 = { k, c };
         var dtype = start.Means.dtype;
         return (new GaussianMixture(ToTensor(newW, kc2, dtype), ToTensor(newMu, kc2, dtype), ToTensor(newV, kc2, dtype)),
-            ToTensor(logLik, new[] { c }, dtype));
+            withLogLikelihood ? ToTensor(logLik, new[] { c }, dtype) : null);
     }
 }

@@ -91,11 +91,12 @@ internal static unsafe class MixtureKernel
     /// <summary>
     /// One EM E-step's sums, [C, 3K + 3]: per k Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k and the
     /// channel's Σ (x − ref), Σ (x − ref)² (ref [C], a shift that keeps the variance sum well conditioned).
+    /// Without <paramref name="withLogZ"/> the log-likelihood slot is 0 (one log per element less).
     /// </summary>
-    public static double[] EmSums<T>(T* x, long n, long s, Mixture m, double[] reference)
+    public static double[] EmSums<T>(T* x, long n, long s, Mixture m, double[] reference, bool withLogZ = true)
         where T : unmanaged, INumberBase<T> => Simd.Wide
-        ? MixtureKernel<T, WideSimd<T>>.EmSums(x, n, s, m, reference)
-        : MixtureKernel<T, NativeSimd<T>>.EmSums(x, n, s, m, reference);
+        ? MixtureKernel<T, WideSimd<T>>.EmSums(x, n, s, m, reference, withLogZ)
+        : MixtureKernel<T, NativeSimd<T>>.EmSums(x, n, s, m, reference, withLogZ);
 
     /// <summary>[C, 2K]: per k, Σ g·w·τ_k and Σ g·w·τ_k (x − m_k).</summary>
     public static double[] OutputSums<T>(T* x, T* g, long n, long s, Mixture m) where T : unmanaged, INumberBase<T> =>
@@ -562,6 +563,17 @@ internal static unsafe class MixtureKernel<T, TV>
 
     // ---- EM: per k, Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k, Σ (x − ref), Σ (x − ref)².
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void EmFirst(TV xv, TV mask, TV* cst, int k, TV* sc, TV* glob, bool withLogZ)
+    {
+        var inv = Softmax(xv, mask, cst, k, out var mx, out var sum);
+        for (int j = 0; j < k; j++) sc[j * ChunkVectors] = cst[j * F.Size + F.P] * inv;
+        if (withLogZ) glob[0] += (mx + TV.Log(sum)) * mask;
+        var dx = (xv - cst[F.Ref]) * mask;
+        glob[1] += dx;
+        glob[2] += dx * dx;
+    }
+
     struct EmPass : IPass
     {
         public static int CompSums => 3;
@@ -572,12 +584,27 @@ internal static unsafe class MixtureKernel<T, TV>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
-            var inv = Softmax(xv, mask, cst, k, out var mx, out var sum);
-            for (int j = 0; j < k; j++) sc[j * ChunkVectors] = cst[j * F.Size + F.P] * inv;
-            glob[0] += (mx + TV.Log(sum)) * mask;
-            var dx = (xv - cst[F.Ref]) * mask;
-            glob[1] += dx;
-            glob[2] += dx * dx;
+            EmFirst(xv, mask, cst, k, sc, glob, true);
+            return TV.Zero;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
+            Moments(used, cj, sc, xs, sums, false);
+    }
+
+    /// <summary><see cref="EmPass"/> without the log-likelihood (its slot stays 0): one log per element less.</summary>
+    struct EmNoLogZPass : IPass
+    {
+        public static int CompSums => 3;
+        public static int GlobalSums => 3;
+        public static int CompScratch => 1;
+        public static int VecScratch => 0;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
+        {
+            EmFirst(xv, mask, cst, k, sc, glob, false);
             return TV.Zero;
         }
 
@@ -589,9 +616,11 @@ internal static unsafe class MixtureKernel<T, TV>
     /// <summary>
     /// One EM E-step's sums, [C, 3K + 3]: per k Σ τ, Σ τ d, Σ τ d² (d = x − μ_k); then Σ log Σ_k exp ℓ_k and the
     /// channel's Σ (x − ref), Σ (x − ref)² (ref [C], a shift that keeps the variance sum well conditioned).
+    /// Without <paramref name="withLogZ"/> the log-likelihood slot is 0.
     /// </summary>
-    public static double[] EmSums(T* x, long n, long s, Mixture m, double[] reference) =>
-        Sweep<EmPass>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums;
+    public static double[] EmSums(T* x, long n, long s, Mixture m, double[] reference, bool withLogZ) => withLogZ
+        ? Sweep<EmPass>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums
+        : Sweep<EmNoLogZPass>(x, null, null, n, s, m, null, null, null, 0, false, reference).Sums;
 
     // ---- Backward, first pass of the batch transform: per k, Σ gy τ and Σ gy τ c (c = x − m_k).
 

@@ -2,6 +2,8 @@
 // MixtureNorm, on the fused kernels and on the tensor-op path, as ratios to BatchNorm timed in the same process
 // and interleaved with each measurement (the machine is shared, so absolute times drift).
 // Usage: dotnet run -c Release --project bench/Uan.Bench [-- reps referenceReps [shape...]] with shapes as NxCxHxW.
+// Other modes: profile SHAPE (best-of times: forward, backward, the kernels alone at both vector widths),
+// series SHAPE (every call's time, to see the spread: page-fault spikes, thread wake-ups), rows, far.
 using System.Diagnostics;
 using TorchSharp;
 using Uan;
@@ -22,69 +24,7 @@ if (args.Length > 0 && args[0] == "rows")
 }
 if (args.Length > 0 && args[0] == "series")
 {
-    var shape = new long[] { 64, 128, 32, 32 };
-    var x = randn(shape) * 1.5 + 0.3;
-    var g = randn(shape);
-    using var bn = nn.BatchNorm2d(128);
-    using var paper = new UnsupervisedAdaptiveNorm(128, new UanOptions { Components = 3, Mode = UanMode.Paper });
-    bn.train(); paper.train();
-    Console.WriteLine("BN:    " + string.Join(" ", Enumerable.Range(0, 20).Select(_ => Step(bn, x, g).ToString("F0"))));
-    Console.WriteLine("Paper: " + string.Join(" ", Enumerable.Range(0, 20).Select(_ => Step(paper, x, g).ToString("F0"))));
-    Console.WriteLine("BN:    " + string.Join(" ", Enumerable.Range(0, 20).Select(_ => Step(bn, x, g).ToString("F0"))));
-    Console.WriteLine("alt:   " + string.Join(" ", Enumerable.Range(0, 10).Select(_ => Step(bn, x, g).ToString("F0") + "/" + Step(paper, x, g).ToString("F0"))));
-    string Split(nn.Module<Tensor, Tensor> l)
-    {
-        using var s = NewDisposeScope();
-        var xi = x.detach().requires_grad_(true);
-        var sw = Stopwatch.StartNew();
-        var y = l.forward(xi.view(shape));
-        double f = sw.Elapsed.TotalMilliseconds;
-        y.backward(new[] { g });
-        double b = sw.Elapsed.TotalMilliseconds - f;
-        return $"{f:F0}+{b:F0}";
-    }
-    {
-        var m = MixtureKernel.Mixture.Paper(3, 128, new double[3 * 128], Enumerable.Repeat(Math.Log(1.0 / 3), 3 * 128).ToArray(),
-            Enumerable.Repeat(1.0, 3 * 128).ToArray(), null, null);
-        var gxKeep = empty_like(x);
-        string Kb(bool fresh)
-        {
-            using var s = NewDisposeScope();
-            var gx = fresh ? empty_like(x) : gxKeep;
-            var sw = Stopwatch.StartNew();
-            Fused.Backward(x, g, gx, m, null, null, null, 0);
-            return sw.Elapsed.TotalMilliseconds.ToString("F0");
-        }
-        for (int rep = 0; rep < 3; rep++)
-            Console.WriteLine("kernel bwd, same gx:  " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(false))));
-        Console.WriteLine("kernel bwd, fresh gx: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(true))));
-        Console.WriteLine("kernel bwd, same gx:  " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Kb(false))));
-    }
-    string Around(nn.Module<Tensor, Tensor> l)
-    {
-        double View(nn.Module<Tensor, Tensor> m)
-        {
-            using var s = NewDisposeScope();
-            var xi = x.detach().requires_grad_(true);
-            var sw = Stopwatch.StartNew();
-            m.forward(xi.view(shape)).backward(new[] { g });
-            return sw.Elapsed.TotalMilliseconds;
-        }
-        double b1 = View(bn), t = View(l), b2 = View(bn);
-        return $"{b1:F0}/{t:F0}/{b2:F0}";
-    }
-    Console.WriteLine("BN/Paper/BN: " + string.Join(" ", Enumerable.Range(0, 15).Select(_ => Around(paper))));
-    Console.WriteLine("BN split:    " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(bn))));
-    Console.WriteLine("Paper split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(paper))));
-    using var bstats = new UnsupervisedAdaptiveNorm(128, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
-    using var mn = new MixtureNorm(128, new MixtureNormOptions { Components = 3 });
-    bstats.train(); mn.train();
-    Console.WriteLine("BatchStats split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(bstats))));
-    Console.WriteLine("MN split: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => Split(mn))));
-    {
-        var start = new Uan.GaussianMixture(full(3, 128, 1.0 / 3), stack(new[] { full(128, -1.0f), zeros(128), full(128, 1.0f) }), ones(3, 128));
-        Console.WriteLine("EM step: " + string.Join(" ", Enumerable.Range(0, 12).Select(_ => { var sw = Stopwatch.StartNew(); var r = FusedEm.Step(x, start); return sw.Elapsed.TotalMilliseconds.ToString("F0"); })));
-    }
+    Series(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
     return;
 }
 if (args.Length > 0 && args[0] == "far")
@@ -311,3 +251,63 @@ static (string Name, nn.Module<Tensor, Tensor> Layer)[] MixtureLayers(long c) =>
     ("BatchStats", new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats })),
     ("MixtureNorm", new MixtureNorm(c, new MixtureNormOptions { Components = 3, EmIterations = 2 })),
 ];
+
+// Every call's time rather than a summary: the spread on a shared 2-core machine (page-fault spikes of tens of ms
+// hit BatchNorm and UAN alike) is part of what a median hides. Forward + backward split per layer, BatchNorm timed
+// around UAN Paper as `uan bench` does, the Paper backward kernel alone at both vector widths, and one EM step with
+// and without the log-likelihood.
+static void Series(long[] shape)
+{
+    using var scope = NewDisposeScope();
+    long c = shape[1];
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(c);
+    using var paper = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper });
+    using var stats = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
+    using var mn = new MixtureNorm(c, new MixtureNormOptions { Components = 3 });
+    foreach (var l in new nn.Module<Tensor, Tensor>[] { bn, paper, stats, mn }) { l.train(); Step(l, x, g); }
+    const int n = 12;
+    string Row(Func<string> f) => string.Join(" ", Enumerable.Range(0, n).Select(_ => f()));
+    double View(nn.Module<Tensor, Tensor> l, out double forward)
+    {
+        using var s = NewDisposeScope();
+        var xi = x.detach().requires_grad_(true);
+        var sw = Stopwatch.StartNew();
+        var y = l.forward(xi.view(shape));
+        forward = sw.Elapsed.TotalMilliseconds;
+        y.backward(new[] { g });
+        return sw.Elapsed.TotalMilliseconds - forward;
+    }
+    Console.WriteLine($"[{string.Join(",", shape)}], ms per call, {n} calls each");
+    Console.WriteLine("BN / Paper / BN (fwd+bwd): " + Row(() =>
+    {
+        double b1 = View(bn, out var f1) + f1, t = View(paper, out var ft) + ft, b2 = View(bn, out var f2) + f2;
+        return $"{b1:F0}/{t:F0}/{b2:F0}";
+    }));
+    foreach (var (name, l) in new (string, nn.Module<Tensor, Tensor>)[] { ("BatchNorm", bn), ("UAN Paper", paper), ("UAN BatchStats", stats), ("MixtureNorm", mn) })
+        Console.WriteLine($"{name} fwd+bwd: " + Row(() => { double b = View(l, out var f); return $"{f:F0}+{b:F0}"; }));
+    var m = MixtureKernel.Mixture.Paper(3, c, new double[3 * c], Enumerable.Repeat(Math.Log(1.0 / 3), 3 * (int)c).ToArray(),
+        Enumerable.Repeat(1.0, 3 * (int)c).ToArray(), null, null);
+    var gx = empty_like(x);
+    foreach (bool wide in new[] { false, true })
+    {
+        using var width = Simd.Use(wide);
+        Console.WriteLine($"Paper backward kernel, {(wide ? "Vector512" : "Vector<T>")}: " + Row(() =>
+        {
+            var sw = Stopwatch.StartNew();
+            Fused.Backward(x, g, gx, m, null, null, null, 0);
+            return sw.Elapsed.TotalMilliseconds.ToString("F0");
+        }));
+    }
+    var start = new GaussianMixture(full(3, c, 1.0 / 3), stack(new[] { full(c, -1.0f), zeros(c), full(c, 1.0f) }), ones(3, c));
+    Console.WriteLine("EM step with / without the log-likelihood: " + Row(() =>
+    {
+        var sw = Stopwatch.StartNew();
+        using var s = NewDisposeScope();
+        FusedEm.Step(x, start);
+        double t1 = sw.Elapsed.TotalMilliseconds;
+        FusedEm.Advance(x, start);
+        return $"{t1:F0}/{sw.Elapsed.TotalMilliseconds - t1:F0}";
+    }));
+}

@@ -118,6 +118,7 @@ public sealed class CliTests : IDisposable
         string table = File.ReadAllText(md);
         Assert.Contains(table.Trim(), output);
         Assert.Contains("input: a view of a leaf tensor, as inside a network", table);
+        Assert.Contains("(BatchNorm's own row: the median of all those calls)", table);
         Assert.Contains(!OperatingSystem.IsLinux() ? "Allocator: the platform's default"
             : Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is null
                 ? "Allocator: glibc defaults" : "Allocator: glibc with MALLOC_MMAP_THRESHOLD_=", table);
@@ -131,6 +132,9 @@ public sealed class CliTests : IDisposable
             Assert.Contains(rows, r => r.Contains("| MixtureNorm K=2 | tensor-op |"));
             Assert.StartsWith($"| {shape} | BatchNorm | native | fwd+bwd |", rows[0]);
             Assert.Contains("| 1.00× |", rows[0]);
+            // BatchNorm's own time is the median of every BatchNorm call of the shape: both time columns agree.
+            var cells = rows[0].Split('|', StringSplitOptions.TrimEntries);
+            Assert.Equal(cells[5], cells[6]);
         }
         Assert.Contains("| shallow-cnn 64x1x28x28 | uan:k=2 |", table);
         Assert.Contains("| shallow-cnn 64x1x28x28 | mn:k=2 |", table);

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Uan.Kernels;
 
@@ -208,9 +209,33 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
 
     public static double Lane(WideSimd<T> a, int i) => double.CreateTruncating(a.v[i]);
 
-    /// <summary><see cref="NativeSimd{T}.ExpSingle"/> at 512 bits (same constants, same steps).</summary>
+    /// <summary>
+    /// <see cref="NativeSimd{T}.ExpSingle"/> at 512 bits: the same clamp to [−87, 88], reduction and polynomial, but
+    /// the power of two is applied by AVX-512's scalef (p · 2^n in one instruction) instead of being built in the
+    /// exponent bits: the same products, so the same results. (The upper clamp matters: padding lanes of a row's
+    /// tail can exponentiate large values that a zero mask then multiplies, and e^88 · 0 is 0 where ∞ · 0 is NaN.)
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> ExpSingle(Vector512<float> x)
+    {
+        if (!Avx512F.IsSupported) return ExpSingleShift(x);
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.0f)), Vector512.Create(88.0f));
+        var magic = Vector512.Create(12582912f);
+        var n = Vector512.FusedMultiplyAdd(x, Vector512.Create(1.44269504088896341f), magic) - magic;
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(1.9875691500e-4f), r, Vector512.Create(1.3981999507e-3f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(8.3334519073e-3f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(4.1665795894e-2f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.6666665459e-1f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(5.0000001201e-1f));
+        p = Vector512.FusedMultiplyAdd(p, r * r, r + Vector512<float>.One);
+        return Avx512F.Scale(p, n);
+    }
+
+    /// <summary><see cref="NativeSimd{T}.ExpSingle"/> at 512 bits, step for step (where AVX-512F is emulated).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> ExpSingleShift(Vector512<float> x)
     {
         x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.0f)), Vector512.Create(88.0f));
         var magic = Vector512.Create(12582912f);

@@ -1,0 +1,91 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using Uan.Kernels;
+
+namespace Uan.Tests.Kernels;
+
+/// <summary>
+/// The kernels' own float exp at both vector widths, against Math.Exp in double precision, and the vector wrappers'
+/// reductions against plain loops.
+/// </summary>
+public class SimdTests
+{
+    /// <summary>Inputs over the range the kernels use (ℓ − max ℓ ≤ 0, down to the clamp) and a little above 0.</summary>
+    static float[] Inputs()
+    {
+        var rng = new Random(7);
+        var values = new List<float> { 0f, -0f, -1e-30f, -87f, -86.99f, -50f, 1f, 10f, 88f, -0.34657359f, 0.34657359f };
+        for (int i = 0; i < 4096; i++) values.Add((float)(-87 * rng.NextDouble()));
+        for (int i = 0; i < 512; i++) values.Add((float)(2 * rng.NextDouble() - 1));
+        while (values.Count % Vector512<float>.Count != 0) values.Add(-3f);
+        return values.ToArray();
+    }
+
+    static float[] Native(float[] x)
+    {
+        var y = new float[x.Length];
+        int n = Vector<float>.Count;
+        for (int i = 0; i < x.Length; i += n)
+            NativeSimd<float>.ExpSingle(new Vector<float>(x, i)).CopyTo(y, i);
+        return y;
+    }
+
+    static float[] Wide(float[] x)
+    {
+        var y = new float[x.Length];
+        for (int i = 0; i < x.Length; i += Vector512<float>.Count)
+            WideSimd<float>.ExpSingle(Vector512.Create(x.AsSpan(i, Vector512<float>.Count))).CopyTo(y, i);
+        return y;
+    }
+
+    [Fact]
+    public void ExpSingle_BothWidths_WithinTwoUlpOfDoubleExp()
+    {
+        var x = Inputs();
+        foreach (var (name, y) in new[] { ("Vector<T>", Native(x)), ("Vector512", Wide(x)) })
+            for (int i = 0; i < x.Length; i++)
+            {
+                double expected = Math.Exp(x[i]);
+                double ulp = MathF.BitIncrement((float)expected) - (float)expected;
+                Assert.True(Math.Abs(y[i] - expected) <= 2 * ulp,
+                    $"{name}: exp({x[i]:R}) = {y[i]:R}, expected {expected:R} (±2 ulp = {2 * ulp:E2})");
+            }
+    }
+
+    [Fact]
+    public void ExpSingle_WidthsAgreeBitForBit_OnTheClampedRange()
+    {
+        // The 512-bit version applies 2^n with scalef instead of exponent bits: the same products, the same rounding.
+        var x = Inputs();
+        var native = Native(x);
+        var wide = Wide(x);
+        for (int i = 0; i < x.Length; i++)
+            Assert.True(native[i] == wide[i], $"exp({x[i]:R}): Vector<T> {native[i]:R}, Vector512 {wide[i]:R}");
+    }
+
+    [Theory]
+    [InlineData(-500f, -87f)]
+    [InlineData(500f, 88f)]
+    public void ExpSingle_OutsideTheClamp_GivesTheClampValue(float beyond, float edge)
+    {
+        // Both widths clamp to [−87, 88]: e^−87 ≈ 1.6e−38 is still a normal float (never 0 or subnormal), and
+        // e^88 ≈ 1.7e38 is finite, so a zero mask times it stays 0 (∞ · 0 would be NaN).
+        var x = Enumerable.Repeat(beyond, Vector512<float>.Count).ToArray();
+        float clamp = Native(Enumerable.Repeat(edge, Vector512<float>.Count).ToArray())[0];
+        Assert.True(float.IsNormal(clamp));
+        Assert.All(Native(x), v => Assert.Equal(clamp, v));
+        Assert.All(Wide(x), v => Assert.Equal(clamp, v));
+    }
+
+    [Fact]
+    public void Sums_MatchPlainLoops()
+    {
+        var rng = new Random(3);
+        var f = Enumerable.Range(0, Vector512<float>.Count).Select(_ => (float)rng.NextDouble() - 0.3f).ToArray();
+        var d = Enumerable.Range(0, Vector512<double>.Count).Select(_ => rng.NextDouble() - 0.3).ToArray();
+        Assert.Equal(f.Sum(v => (double)v), WideSimd<float>.Sum(new WideSimd<float>(Vector512.Create(f))), 1e-5);
+        Assert.Equal(d.Sum(), WideSimd<double>.Sum(new WideSimd<double>(Vector512.Create(d))), 1e-12);
+        var fn = f.Take(Vector<float>.Count).ToArray();
+        Assert.Equal(fn.Sum(v => (double)v), NativeSimd<float>.Sum(new NativeSimd<float>(new Vector<float>(fn))), 1e-5);
+    }
+}

@@ -16,7 +16,7 @@ public sealed class ShortInProcess : ManualConfig
     public ShortInProcess()
     {
         AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
-            .WithWarmupCount(2).WithIterationCount(7).WithInvocationCount(1).WithUnrollFactor(1));
+            .WithWarmupCount(3).WithIterationCount(15).WithInvocationCount(1).WithUnrollFactor(1));
         AddDiagnoser(MemoryDiagnoser.Default);
         WithOptions(ConfigOptions.DisableOptimizationsValidator);
     }
@@ -179,4 +179,58 @@ public class ShallowCnnStep
     [Benchmark] public void UanPaper() => Step("uan:k=3");
     [Benchmark] public void UanBatchStats() => Step("uan:k=3,mode=batchstats");
     [Benchmark] public void MixtureNorm() => Step("mn:k=3");
+}
+
+/// <summary>
+/// Forward + backward of the fused UAN and MixtureNorm at each vector width the kernels run at: Vector&lt;T&gt;
+/// (256-bit on x64 unless the process sets DOTNET_MaxVectorTBitWidth) and Vector512 (the default where AVX-512 is
+/// accelerated), at [64, 128, 32, 32] with K = 3, against BatchNorm2d.
+/// </summary>
+[Config(typeof(ShortInProcess))]
+public class VectorWidth
+{
+    /// <summary>True: Vector512; false: Vector&lt;T&gt;.</summary>
+    [Params(false, true)]
+    public bool Wide { get; set; }
+
+    Tensor _x = null!, _g = null!;
+    readonly Dictionary<string, nn.Module<Tensor, Tensor>> _layers = new();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var generator = new Generator(20241);
+        _x = randn(new long[] { 64, 128, 32, 32 }, generator: generator) * 1.5 + 0.3;
+        _g = randn(new long[] { 64, 128, 32, 32 }, generator: generator);
+        foreach (var spec in new[] { "bn", "uan:k=3", "uan:k=3,mode=batchstats", "mn:k=3" })
+        {
+            var layer = Norms.Create(spec, 128, 2);
+            layer.train();
+            _layers[spec] = layer;
+            Run(spec);
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        foreach (var l in _layers.Values) l.Dispose();
+        _x.Dispose();
+        _g.Dispose();
+    }
+
+    void Run(string spec)
+    {
+        using var width = Simd.Use(Wide);
+        using var scope = NewDisposeScope();
+        var x = _x.detach().requires_grad_(true);
+        var layer = _layers[spec];
+        layer.call(x.view(_x.shape)).backward(new[] { _g });
+        foreach (var p in layer.parameters()) p.grad?.zero_();
+    }
+
+    [Benchmark(Baseline = true)] public void BatchNorm() => Run("bn");
+    [Benchmark] public void UanPaper() => Run("uan:k=3");
+    [Benchmark] public void UanBatchStats() => Run("uan:k=3,mode=batchstats");
+    [Benchmark] public void MixtureNorm() => Run("mn:k=3");
 }

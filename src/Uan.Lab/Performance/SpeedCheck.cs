@@ -13,11 +13,12 @@ public sealed record SpeedCase(string Name, string Spec, bool Fused);
 
 /// <summary>
 /// One measured row: median wall time of the case and of BatchNorm timed around it (ms), the median of the paired
-/// ratios, and (when measured) the memory the autograd graph keeps after the forward, beyond the input and output,
-/// in bytes and in units of the input's size.
+/// ratios, the ratio of the two best times (the calls least disturbed by page faults and other load), and (when
+/// measured) the memory the autograd graph keeps after the forward, beyond the input and output, in bytes and in
+/// units of the input's size.
 /// </summary>
 public sealed record SpeedRow(string Shape, string Name, bool Fused, bool Backward, double Milliseconds,
-    double BatchNormMilliseconds, double Ratio, long? KeptBytes, double? KeptInputs);
+    double BatchNormMilliseconds, double Ratio, double BestRatio, long? KeptBytes, double? KeptInputs);
 
 /// <summary>One training step of a model with a given norm against the same step with BatchNorm.</summary>
 public sealed record StepRow(string Model, string Norm, double Milliseconds, double BatchNormMilliseconds, double Ratio);
@@ -89,7 +90,7 @@ public static class SpeedCheck
         for (int i = 0; i < warmup + 1; i++) Time(bn, x, g, backward, leafInput);
         long? bnKept = memory ? KeptBytes(bn, x, true) : null;
         rows.Add(new SpeedRow(shapeText, "BatchNorm", true, backward, Median(Enumerable.Range(0, repeats).Select(_ => Time(bn, x, g, backward, leafInput))),
-            double.NaN, 1, bnKept, bnKept / (double)Bytes(x)));
+            double.NaN, 1, 1, bnKept, bnKept / (double)Bytes(x)));
         rows[0] = rows[0] with { BatchNormMilliseconds = rows[0].Milliseconds };
         var allBn = new List<double>();
         foreach (var sc in cases)
@@ -104,16 +105,19 @@ public static class SpeedCheck
             var times = new List<double>();
             var bnTimes = new List<double>();
             var ratios = new List<double>();
+            var bnSingles = new List<double>();
             for (int i = 0; i < n; i++)
             {
                 double b1 = Time(bn, x, g, backward, leafInput), t = Time(layer, x, g, backward, leafInput), b2 = Time(bn, x, g, backward, leafInput);
+                bnSingles.Add(b1);
+                bnSingles.Add(b2);
                 times.Add(t);
                 bnTimes.Add((b1 + b2) / 2);
                 ratios.Add(t / ((b1 + b2) / 2));
             }
             long? kept = memory ? KeptBytes(layer, x, true) : null;
             rows.Add(new SpeedRow(shapeText, sc.Name, sc.Fused, backward, Median(times), Median(bnTimes), Median(ratios),
-                kept, kept / (double)Bytes(x)));
+                times.Min() / bnSingles.Min(), kept, kept / (double)Bytes(x)));
             allBn.AddRange(bnTimes);
         }
         // BatchNorm's own row: the median of every BatchNorm call timed around the other layers too. Its first calls

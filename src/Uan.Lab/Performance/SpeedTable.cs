@@ -6,15 +6,15 @@ namespace Uan.Lab.Performance;
 /// <summary>Markdown for <see cref="SpeedCheck"/> results: one table of norms, one of training steps.</summary>
 public static class SpeedTable
 {
-    /// <summary>The norms table: time, BatchNorm time, ratio and memory kept for backward per row.</summary>
+    /// <summary>The norms table: time, BatchNorm time, ratios (median of pairs, best to best) and memory kept for backward.</summary>
     public static string Norms(IEnumerable<SpeedRow> rows)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| shape | layer | path | pass | ms (median) | BatchNorm ms | ratio to BatchNorm | kept for backward |");
-        sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|");
+        sb.AppendLine("| shape | layer | path | pass | ms (median) | BatchNorm ms | ratio to BatchNorm | best / best | kept for backward |");
+        sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Shape} | {r.Name} | {Path(r)} | {(r.Backward ? "fwd+bwd" : "fwd")} | {r.Milliseconds:F1} | {r.BatchNormMilliseconds:F1} | {r.Ratio:F2}× | {Kept(r)} |"));
+                $"| {r.Shape} | {r.Name} | {Path(r)} | {(r.Backward ? "fwd+bwd" : "fwd")} | {r.Milliseconds:F1} | {r.BatchNormMilliseconds:F1} | {r.Ratio:F2}× | {r.BestRatio:F2}× | {Kept(r)} |"));
         return sb.ToString();
     }
 

@@ -15,7 +15,9 @@ namespace Uan.Kernels;
 /// component statistics, r = λ^(−1/2) (v + eps)^(−1/2). Nothing of size |x| is kept between passes: each pass
 /// recomputes τ from x (K exps per element), which costs less than writing and re-reading K·|x| values.
 /// Work is split over channels × batch blocks; every item sums into its own slot (double, flushed from vector
-/// lanes every few dozen vectors) and the slots are added afterwards, so no locks.
+/// lanes once per chunk of 32 vectors) and the slots are added afterwards, so no locks. The passes themselves are in
+/// <see cref="MixtureKernel{T, TV}"/>, once per vector width; the entry points here pick the width in use
+/// (<see cref="Simd.Wide"/>).
 /// </summary>
 internal static unsafe class MixtureKernel
 {

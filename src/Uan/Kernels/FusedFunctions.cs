@@ -43,12 +43,20 @@ internal static unsafe class Fused
                 alpha, beta, v, gz);
     }
 
-    public static (double[] Sums, double[] MaxLogP) Stats(Tensor x, MixtureKernel.Mixture m)
+    public static double[] Stats(Tensor x, MixtureKernel.Mixture m)
     {
         var (n, _, s) = Dims(x);
         return x.dtype == ScalarType.Float32
             ? MixtureKernel.Stats(Ptr<float>(x), n, s, m)
             : MixtureKernel.Stats(Ptr<double>(x), n, s, m);
+    }
+
+    public static double[] MaxLogP(Tensor x, MixtureKernel.Mixture m)
+    {
+        var (n, _, s) = Dims(x);
+        return x.dtype == ScalarType.Float32
+            ? MixtureKernel.MaxLogP(Ptr<float>(x), n, s, m)
+            : MixtureKernel.MaxLogP(Ptr<double>(x), n, s, m);
     }
 
     public static double[] ShiftedStats(Tensor x, MixtureKernel.Mixture m, double[] shift)
@@ -108,21 +116,32 @@ internal static unsafe class Fused
         var mv = Values(mu)!;
         var vv = Values(variance)!;
         var probe = new MixtureKernel.Mixture(k, c, mv, lv, vv, mv, new double[k * c], null, null);
-        var (sums, maxLogP) = Stats(x, probe);
-        if (maxLogP.Any(p => !double.IsFinite(p))) return null;
+        var sums = Stats(x, probe);
         // Below this, τ (≤ K·max p) is close enough to the float range's end that the weighted moments lose
         // precision; in float64 the margin is the same in relative terms.
         double floor = x.dtype == ScalarType.Float32 ? -60 : -600;
-        if (maxLogP.Any(p => p < floor))
+        // τ_k ≤ p_k, so a component whose Σ τ_k reaches count·e^floor has max log p_k ≥ floor: only when some
+        // component falls short (or a sum is not finite) is the exact maximum needed, from a pass without exps.
+        long count = x.NumberOfElements / c;
+        double enough = count * Math.Exp(floor);
+        bool suspect = sums.Any(v => !double.IsFinite(v));
+        for (long ch = 0; ch < c && !suspect; ch++)
+            for (int j = 0; j < k && !suspect; j++)
+                suspect = sums[ch * 4 * k + 4 * j] < enough;
+        if (suspect)
         {
-            // maxLogP is [C, K]; the shift is [K, C], zero where τ is in range so those sums stay as they were.
-            var shift = new double[k * c];
-            for (long ch = 0; ch < c; ch++)
-                for (int j = 0; j < k; j++)
-                    shift[j * c + ch] = maxLogP[ch * k + j] < floor ? maxLogP[ch * k + j] : 0;
-            sums = ShiftedStats(x, probe, shift);
+            var maxLogP = MaxLogP(x, probe);
+            if (maxLogP.Any(p => !double.IsFinite(p))) return null;
+            if (maxLogP.Any(p => p < floor))
+            {
+                // maxLogP is [C, K]; the shift is [K, C], zero where τ is in range so those sums stay as they were.
+                var shift = new double[k * c];
+                for (long ch = 0; ch < c; ch++)
+                    for (int j = 0; j < k; j++)
+                        shift[j * c + ch] = maxLogP[ch * k + j] < floor ? maxLogP[ch * k + j] : 0;
+                sums = ShiftedStats(x, probe, shift);
+            }
         }
-
         var stats = BatchStats.From(sums, k, c, mv);
         var outputs = BatchFunction.apply(x, logLambda, mu, variance, weight!, bias!,
             new BatchArgs(lv, mv, vv, stats, eps));

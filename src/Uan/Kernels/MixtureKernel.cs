@@ -72,14 +72,20 @@ internal static unsafe class MixtureKernel
         ? MixtureKernel<T, WideSimd<T>>.Forward(x, y, n, s, m, withLogZ)
         : MixtureKernel<T, NativeSimd<T>>.Forward(x, y, n, s, m, withLogZ);
 
-    /// <summary>
-    /// The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k) and, [C, K], the
-    /// largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k).
-    /// </summary>
-    public static (double[] Sums, double[] MaxLogP) Stats<T>(T* x, long n, long s, Mixture m)
+    /// <summary>The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k).</summary>
+    public static double[] Stats<T>(T* x, long n, long s, Mixture m)
         where T : unmanaged, INumberBase<T> => Simd.Wide
         ? MixtureKernel<T, WideSimd<T>>.Stats(x, n, s, m)
         : MixtureKernel<T, NativeSimd<T>>.Stats(x, n, s, m);
+
+    /// <summary>
+    /// [C, K]: the largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k). A pass
+    /// without exps, run only when the moment sums say a component's τ may underflow.
+    /// </summary>
+    public static double[] MaxLogP<T>(T* x, long n, long s, Mixture m)
+        where T : unmanaged, INumberBase<T> => Simd.Wide
+        ? MixtureKernel<T, WideSimd<T>>.MaxLogP(x, n, s, m)
+        : MixtureKernel<T, NativeSimd<T>>.MaxLogP(x, n, s, m);
 
     /// <summary>
     /// The sums of <see cref="Stats"/> with component k's τ weighed by exp(−shift[k, c]) ([K, C], ≤ 0), for
@@ -436,7 +442,7 @@ internal static unsafe class MixtureKernel<T, TV>
         return sums.Sum();
     }
 
-    // ---- Batch statistics: per k, W = Σ τ, P = Σ τ d, Q = Σ τ d², R = Σ τ² (d = x − μ_k), and max log p_k.
+    // ---- Batch statistics: per k, W = Σ τ, P = Σ τ d, Q = Σ τ d², R = Σ τ² (d = x − μ_k); max log p_k apart.
     // The shifted variant weighs τ_k by exp(−shift_k) (shift_k in the Alpha slot, ≤ 0, zero unless component k's τ
     // underflows over the whole batch). The moments are ratios, so the factor cancels; without it a component far
     // from every input has τ = 0 in float32 everywhere and 0/0 moments.
@@ -506,19 +512,42 @@ internal static unsafe class MixtureKernel<T, TV>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
-            var inv = SoftmaxWithLog(xv, mask, cst, k);
-            for (int j = 0; j < k; j++)
-            {
-                TV* cj = cst + j * F.Size;
-                sc[j * ChunkVectors] = cj[F.P] * inv;
-                max[j] = TV.MaxWhere(mask, max[j], cj[F.H]);
-            }
+            var inv = Softmax(xv, mask, cst, k, out _, out _);
+            for (int j = 0; j < k; j++) sc[j * ChunkVectors] = cst[j * F.Size + F.P] * inv;
             return TV.Zero;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
             Moments(used, cj, sc, xs, sums, true);
+    }
+
+    /// <summary>Per component, the largest log p_k = ℓ_k − max_j ℓ_j over the batch: no exp, no sums.</summary>
+    struct MaxLogPPass : IPass
+    {
+        public static int CompSums => 0;
+        public static int GlobalSums => 0;
+        public static int CompScratch => 0;
+        public static int VecScratch => 0;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
+        {
+            var mx = cst[F.Cl] - cst[F.Hiv] * (xv - cst[F.Mu]) * (xv - cst[F.Mu]);
+            cst[F.H] = mx;
+            for (int j = 1; j < k; j++)
+            {
+                TV* cj = cst + j * F.Size;
+                var d = xv - cj[F.Mu];
+                var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
+                cj[F.H] = lj;
+                mx = TV.Max(mx, lj);
+            }
+            for (int j = 0; j < k; j++) max[j] = TV.MaxWhere(mask, max[j], cst[j * F.Size + F.H] - mx);
+            return TV.Zero;
+        }
+
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) { }
     }
 
     struct ShiftedStatsPass : IPass
@@ -546,15 +575,15 @@ internal static unsafe class MixtureKernel<T, TV>
             Moments(used, cj, sc, xs, sums, true);
     }
 
+    /// <summary>The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k).</summary>
+    public static double[] Stats(T* x, long n, long s, Mixture m) =>
+        Sweep<StatsPass>(x, null, null, n, s, m, null, null, null, 0, false).Sums;
+
     /// <summary>
-    /// The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k) and, [C, K], the
-    /// largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k).
+    /// [C, K]: the largest log p_k = ℓ_k − max_j ℓ_j over the batch (within log K of the largest log τ_k).
     /// </summary>
-    public static (double[] Sums, double[] MaxLogP) Stats(T* x, long n, long s, Mixture m)
-    {
-        var (sums, max) = Sweep<StatsPass>(x, null, null, n, s, m, null, null, null, 0, true);
-        return (sums, max!);
-    }
+    public static double[] MaxLogP(T* x, long n, long s, Mixture m) =>
+        Sweep<MaxLogPPass>(x, null, null, n, s, m, null, null, null, 0, true).Max!;
 
     /// <summary>
     /// The sums of <see cref="Stats"/> with component k's τ weighed by exp(−shift[k, c]) ([K, C], ≤ 0), for

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
 using Uan.Kernels;
+using static TorchSharp.torch;
 
 namespace Uan.Tests.Kernels;
 
@@ -87,5 +88,43 @@ public class SimdTests
         Assert.Equal(d.Sum(), WideSimd<double>.Sum(new WideSimd<double>(Vector512.Create(d))), 1e-12);
         var fn = f.Take(Vector<float>.Count).ToArray();
         Assert.Equal(fn.Sum(v => (double)v), NativeSimd<float>.Sum(new NativeSimd<float>(new Vector<float>(fn))), 1e-5);
+    }
+
+    [Fact]
+    public void MaxLogP_MatchesAPlainLoop_AtBothWidths()
+    {
+        // [N, C, S] with a tail (S = 37), K = 3 with one component far from the data in channel 1.
+        const int n = 5, c = 2, s = 37, k = 3;
+        var rng = new Random(11);
+        var xs = Enumerable.Range(0, n * c * s).Select(_ => (float)(2 * rng.NextDouble() - 1)).ToArray();
+        double[] mu = { -1, -1, 0, 0, 1, 40 }, logLambda = { -1.2, -1.0, -1.1, -1.1, -1.0, -1.2 };
+        double[] var = { 0.5, 0.5, 1.0, 1.0, 0.7, 0.3 };
+        var m = MixtureKernel.Mixture.Paper(k, c, mu, logLambda, var, null, null);
+        var expected = new double[c * k];
+        Array.Fill(expected, double.NegativeInfinity);
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (int e = 0; e < s; e++)
+                {
+                    double xv = xs[(i * c + ch) * s + e];
+                    var l = new double[k];
+                    for (int j = 0; j < k; j++)
+                    {
+                        int kc = j * c + ch;
+                        l[j] = logLambda[kc] - 0.5 * Math.Log(var[kc]) - (xv - mu[kc]) * (xv - mu[kc]) / (2 * var[kc]);
+                    }
+                    double top = l.Max();
+                    for (int j = 0; j < k; j++) expected[ch * k + j] = Math.Max(expected[ch * k + j], l[j] - top);
+                }
+        using var x = tensor(xs, new long[] { n, c, s });
+        Assert.True(expected[1 * k + 2] < -1000);   // the far component
+        foreach (bool wide in new[] { false, true })
+        {
+            using var width = Simd.Use(wide);
+            var actual = Fused.MaxLogP(x, m);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5 * (1 + Math.Abs(expected[i])),
+                    $"{(wide ? "Vector512" : "Vector<T>")} [{i}]: {actual[i]:R} against {expected[i]:R}");
+        }
     }
 }

@@ -199,17 +199,7 @@ internal static unsafe class MixtureKernel<T, TV>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV Softmax(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum)
     {
-        var d0 = xv - cst[F.Mu];
-        mx = cst[F.Cl] - cst[F.Hiv] * d0 * d0;
-        cst[F.P] = mx;
-        for (int j = 1; j < k; j++)
-        {
-            TV* cj = cst + j * F.Size;
-            var d = xv - cj[F.Mu];
-            var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
-            cj[F.P] = lj;
-            mx = TV.Max(mx, lj);
-        }
+        mx = Logits(xv, cst, k, F.P);
         sum = TV.Zero;
         for (int j = 0; j < k; j++)
         {
@@ -219,6 +209,24 @@ internal static unsafe class MixtureKernel<T, TV>
             sum += pj;
         }
         return mask / sum;
+    }
+
+    /// <summary>Writes ℓ_k = log λ_k − ½ log σ²_k − (x − μ_k)²/(2σ²_k) into each component's slot; returns max ℓ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV Logits(TV xv, TV* cst, int k, int slot)
+    {
+        var d0 = xv - cst[F.Mu];
+        var mx = cst[F.Cl] - cst[F.Hiv] * d0 * d0;
+        cst[slot] = mx;
+        for (int j = 1; j < k; j++)
+        {
+            TV* cj = cst + j * F.Size;
+            var d = xv - cj[F.Mu];
+            var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
+            cj[slot] = lj;
+            mx = TV.Max(mx, lj);
+        }
+        return mx;
     }
 
     /// <summary>
@@ -454,16 +462,7 @@ internal static unsafe class MixtureKernel<T, TV>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV SoftmaxWithLog(TV xv, TV mask, TV* cst, int k)
     {
-        var mx = cst[F.Cl] - cst[F.Hiv] * (xv - cst[F.Mu]) * (xv - cst[F.Mu]);
-        cst[F.H] = mx;
-        for (int j = 1; j < k; j++)
-        {
-            TV* cj = cst + j * F.Size;
-            var d = xv - cj[F.Mu];
-            var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
-            cj[F.H] = lj;
-            mx = TV.Max(mx, lj);
-        }
+        var mx = Logits(xv, cst, k, F.H);
         var sum = TV.Zero;
         for (int j = 0; j < k; j++)
         {
@@ -533,16 +532,7 @@ internal static unsafe class MixtureKernel<T, TV>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
-            var mx = cst[F.Cl] - cst[F.Hiv] * (xv - cst[F.Mu]) * (xv - cst[F.Mu]);
-            cst[F.H] = mx;
-            for (int j = 1; j < k; j++)
-            {
-                TV* cj = cst + j * F.Size;
-                var d = xv - cj[F.Mu];
-                var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
-                cj[F.H] = lj;
-                mx = TV.Max(mx, lj);
-            }
+            var mx = Logits(xv, cst, k, F.H);
             for (int j = 0; j < k; j++) max[j] = TV.MaxWhere(mask, max[j], cst[j * F.Size + F.H] - mx);
             return TV.Zero;
         }

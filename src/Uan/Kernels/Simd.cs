@@ -195,8 +195,45 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static WideSimd<T> Log(WideSimd<T> a)
     {
-        if (typeof(T) == typeof(float)) return new(Vector512.Log(a.v.As<T, float>()).As<float, T>());
+        if (typeof(T) == typeof(float)) return new(LogSingle(a.v.As<T, float>()).As<float, T>());
         return new(Vector512.Log(a.v.As<T, double>()).As<double, T>());
+    }
+
+    /// <summary>
+    /// log for float lanes in float arithmetic (Cephes logf: x = m·2^e with m in [√½, √2), log(1 + f) for
+    /// f = m − 1 by a degree-9 polynomial, e·ln 2 added in two parts), with AVX-512's getexp / getmant splitting x.
+    /// An EM step with the log-likelihood at [64, 128, 32, 32] takes 8 ms with it against 14–17 ms with the BCL's
+    /// Vector512.Log (`bench/Uan.Bench series`). log 0 = −∞, log ∞ = ∞, log of a negative number or NaN = NaN;
+    /// subnormal inputs are handled too (getexp normalises them).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LogSingle(Vector512<float> x)
+    {
+        if (!Avx512F.IsSupported) return Vector512.Log(x);
+        var e = Avx512F.GetExponent(x);                                   // floor(log2 |x|)
+        var m = Avx512F.GetMantissa(x, 0b1000);                           // [1, 2); NaN where x < 0
+        var big = Vector512.GreaterThan(m, Vector512.Create(1.41421356237f));
+        m = Vector512.ConditionalSelect(big, m * Vector512.Create(0.5f), m);
+        e += Vector512.ConditionalSelect(big, Vector512<float>.One, Vector512<float>.Zero);
+        var f = m - Vector512<float>.One;
+        var z = f * f;
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(7.0376836292e-2f), f, Vector512.Create(-1.1514610310e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1.1676998740e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(-1.2420140846e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1.4249322787e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(-1.6668057665e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(2.0000714765e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(-2.4999993993e-1f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(3.3333331174e-1f));
+        var y = p * f * z;
+        y = Vector512.FusedMultiplyAdd(e, Vector512.Create(-2.12194440e-4f), y);
+        y = Vector512.FusedMultiplyAdd(z, Vector512.Create(-0.5f), y);
+        var r = f + y;
+        r = Vector512.FusedMultiplyAdd(e, Vector512.Create(0.693359375f), r);
+        // For 0 and +∞ getexp gives e = ∓∞, and the two parts of e·ln 2 have opposite signs (∞ − ∞ = NaN): set those
+        // two results explicitly. NaN and negative inputs are NaN already (getmant's sign control).
+        r = Vector512.ConditionalSelect(Vector512.Equals(x, Vector512<float>.Zero), Vector512.Create(float.NegativeInfinity), r);
+        return Vector512.ConditionalSelect(Vector512.Equals(x, Vector512.Create(float.PositiveInfinity)), x, r);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

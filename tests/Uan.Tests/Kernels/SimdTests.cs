@@ -79,6 +79,38 @@ public class SimdTests
     }
 
     [Fact]
+    public void LogSingle_WithinThreeUlpOfDoubleLog_AndSpecialValues()
+    {
+        var rng = new Random(5);
+        var values = new List<float> { 1f, 2f, 3f, 0.5f, 1.41421356f, 1.4142137f, 0.70710677f, float.Epsilon, 1e-40f,
+            float.MaxValue, 1e-30f, 1e30f };
+        for (int i = 0; i < 4000; i++) values.Add((float)(1 + 4 * rng.NextDouble()));        // the kernels' range: Σ p ∈ [1, K]
+        for (int i = 0; i < 4000; i++) values.Add((float)Math.Exp(rng.NextDouble() * 170 - 85));
+        while (values.Count % Vector512<float>.Count != 0) values.Add(1f);
+        var x = values.ToArray();
+        var y = new float[x.Length];
+        for (int i = 0; i < x.Length; i += Vector512<float>.Count)
+            WideSimd<float>.LogSingle(Vector512.Create(x.AsSpan(i, Vector512<float>.Count))).CopyTo(y, i);
+        for (int i = 0; i < x.Length; i++)
+        {
+            double expected = Math.Log(x[i]);
+            float ef = (float)expected;
+            double ulp = Math.Max(MathF.BitIncrement(MathF.Abs(ef)) - MathF.Abs(ef), float.Epsilon);
+            Assert.True(Math.Abs(y[i] - expected) <= 3 * ulp,
+                $"log({x[i]:R}) = {y[i]:R}, expected {expected:R} (±3 ulp = {3 * ulp:E2})");
+        }
+        var special = new[] { 0f, -0f, float.PositiveInfinity, -1f, float.NaN, -float.Epsilon, float.NegativeInfinity };
+        var lanes = special.Concat(Enumerable.Repeat(1f, Vector512<float>.Count - special.Length)).ToArray();
+        var r = new float[lanes.Length];
+        WideSimd<float>.LogSingle(Vector512.Create(lanes)).CopyTo(r);
+        Assert.Equal(float.NegativeInfinity, r[0]);
+        Assert.Equal(float.NegativeInfinity, r[1]);
+        Assert.Equal(float.PositiveInfinity, r[2]);
+        Assert.True(float.IsNaN(r[3]) && float.IsNaN(r[4]) && float.IsNaN(r[5]) && float.IsNaN(r[6]));
+        Assert.Equal(0f, r[7]);
+    }
+
+    [Fact]
     public void Sums_MatchPlainLoops()
     {
         var rng = new Random(3);

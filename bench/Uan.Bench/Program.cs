@@ -134,6 +134,22 @@ static void Profile(long[] shape)
                 $"  copy {Best(() => { var sw = Stopwatch.StartNew(); using var c = x.clone(); return sw.Elapsed.TotalMilliseconds; }):F1}");
         }
     }
+    {
+        // Each pass of the batch transform (BatchStats, MN) alone, at the default width: best of 15.
+        int c = (int)shape[1];
+        var kc = 3 * c;
+        var mu = Enumerable.Range(0, kc).Select(i => (i / c - 1) * 1.0).ToArray();
+        var ll = Enumerable.Repeat(Math.Log(1.0 / 3), kc).ToArray();
+        var vv = Enumerable.Repeat(0.8, kc).ToArray();
+        var m = MixtureKernel.Mixture.WithStatistics(3, c, mu, ll, vv, mu, vv, 1e-3, null, null);
+        var y = empty_like(x);
+        var gx = empty_like(x);
+        var zero = new double[kc];
+        double T(Action a) => Best(() => { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalMilliseconds; });
+        Console.WriteLine($"batch passes: stats {T(() => Fused.Stats(x, m)):F1}  output {T(() => Fused.Forward(x, y, m, false)):F1}" +
+            $"  output sums {T(() => Fused.OutputSums(x, g, m)):F1}  backward {T(() => Fused.Backward(x, g, gx, m, zero, zero, vv, 0)):F1}" +
+            $"  max log p {T(() => Fused.MaxLogP(x, m)):F1}");
+    }
     double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)
     {
         using var s = NewDisposeScope();

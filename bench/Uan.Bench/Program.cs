@@ -27,6 +27,28 @@ if (args.Length > 0 && args[0] == "series")
     Series(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
     return;
 }
+if (args.Length > 0 && args[0] == "soak")
+{
+    var shape = new long[] { 64, 128, 32, 32 };
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    using var bn = nn.BatchNorm2d(128);
+    using var paper = new UnsupervisedAdaptiveNorm(128, new UanOptions { Components = 3, Mode = UanMode.Paper });
+    using var stats = new UnsupervisedAdaptiveNorm(128, new UanOptions { Components = 3, Mode = UanMode.BatchStats });
+    foreach (var l in new nn.Module<Tensor, Tensor>[] { bn, paper, stats }) l.train();
+    for (int round = 0; round < 8; round++)
+    {
+        var t = new Dictionary<string, List<double>> { ["bn"] = new(), ["paper"] = new(), ["stats"] = new() };
+        for (int i = 0; i < 40; i++)
+        {
+            t["bn"].Add(Step(bn, x, g));
+            t["paper"].Add(Step(paper, x, g));
+            t["stats"].Add(Step(stats, x, g));
+        }
+        Console.WriteLine($"round {round}: " + string.Join("  ", t.Select(kv => $"{kv.Key} {Median(kv.Value):F1}")) + $"  rss {Environment.WorkingSet / 1e6:F0} MB");
+    }
+    return;
+}
 if (args.Length > 0 && args[0] == "far")
 {
     FarComponent(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });

@@ -2,8 +2,9 @@
 // MixtureNorm, on the fused kernels and on the tensor-op path, as ratios to BatchNorm timed in the same process
 // and interleaved with each measurement (the machine is shared, so absolute times drift).
 // Usage: dotnet run -c Release --project bench/Uan.Bench [-- reps referenceReps [shape...]] with shapes as NxCxHxW.
-// Other modes: profile SHAPE (best-of times: forward, backward, the kernels alone at both vector widths),
-// series SHAPE (every call's time, to see the spread: page-fault spikes, thread wake-ups), rows, far.
+// Other modes: profile SHAPE (best-of times: forward, backward, the kernels alone at both vector widths, each pass of
+// the batch transform), series SHAPE (every call's time, to see the spread: page-fault spikes, thread wake-ups),
+// soak (320 alternating BatchNorm / Paper / BatchStats calls: do they slow down over a long process?), rows, far.
 using System.Diagnostics;
 using TorchSharp;
 using Uan;

@@ -83,14 +83,20 @@ internal static class BenchCommand
     /// Which allocation regime the timings ran in. glibc maps every allocation above its mmap threshold afresh, and the
     /// threshold adapts only up to 32 MiB: larger tensors (a [64, 128, 32, 32] float32 tensor is exactly 32 MiB) then
     /// pay page faults on every allocation, for BatchNorm and UAN alike, and those dominate both times.
-    /// <c>MALLOC_MMAP_THRESHOLD_</c> set at start-up keeps them on the reusable heap.
+    /// <c>MALLOC_MMAP_THRESHOLD_</c> set at start-up keeps them on the reusable heap; <c>MALLOC_ARENA_MAX=1</c> keeps
+    /// allocations made on other threads there too (glibc's per-thread arenas grow in heaps of at most 64 MiB that are
+    /// mapped and unmapped as they fill and empty).
     /// </summary>
     internal static string AllocatorNote()
     {
         string? threshold = Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_");
         if (!OperatingSystem.IsLinux()) return "Allocator: the platform's default.";
-        return threshold is null
-            ? "Allocator: glibc defaults (tensors of 32 MiB or more are mapped afresh on every allocation, so page faults weigh on every layer; set MALLOC_MMAP_THRESHOLD_=4294967296 and MALLOC_TRIM_THRESHOLD_=4294967296 to time the layers on a warm heap)."
-            : $"Allocator: glibc with MALLOC_MMAP_THRESHOLD_={threshold}, MALLOC_TRIM_THRESHOLD_={Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") ?? "default (freed heap tops go back to the OS: set it too)"} (large tensors reuse heap memory: the timings are the layers' own work).";
+        string? arenas = Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX");
+        if (threshold is null)
+            return "Allocator: glibc defaults (tensors of 32 MiB or more are mapped afresh on every allocation, so page faults weigh on every layer; set MALLOC_ARENA_MAX=1, MALLOC_MMAP_THRESHOLD_=4294967296 and MALLOC_TRIM_THRESHOLD_=4294967296 to time the layers on a warm heap).";
+        string trim = Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") ?? "default (freed heap tops go back to the OS: set it too)";
+        return arenas is null
+            ? $"Allocator: glibc with MALLOC_MMAP_THRESHOLD_={threshold}, MALLOC_TRIM_THRESHOLD_={trim}: large tensors reuse heap memory, so the timings are the layers' own work; MALLOC_ARENA_MAX is unset, so allocations made on other threads still go to per-thread arenas of at most 64 MiB that are mapped and unmapped again (MALLOC_ARENA_MAX=1 keeps them on the one heap)."
+            : $"Allocator: glibc with MALLOC_MMAP_THRESHOLD_={threshold}, MALLOC_TRIM_THRESHOLD_={trim}, MALLOC_ARENA_MAX={arenas}: large tensors reuse heap memory, so the timings are the layers' own work.";
     }
 }

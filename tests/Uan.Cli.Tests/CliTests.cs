@@ -122,6 +122,7 @@ public sealed class CliTests : IDisposable
         Assert.Contains(!OperatingSystem.IsLinux() ? "Allocator: the platform's default"
             : Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is null
                 ? "Allocator: glibc defaults" : "Allocator: glibc with MALLOC_MMAP_THRESHOLD_=", table);
+        if (OperatingSystem.IsLinux()) Assert.Contains("MALLOC_ARENA_MAX", table);
         foreach (string shape in new[] { "4x3x5x7", "6x5" })
         {
             var rows = table.Split('\n').Where(l => l.StartsWith($"| {shape} |", StringComparison.Ordinal)).ToArray();

@@ -193,8 +193,8 @@ internal static unsafe class MixtureKernel<T, TV>
     }
 
     /// <summary>
-    /// Writes p_k = exp(ℓ_k − max ℓ) into each component's P slot and returns mask / Σ p (so τ_k = p_k · result, and padding lanes,
-    /// mask 0, get τ = 0 and add nothing anywhere). mx and sum are max ℓ and Σ p.
+    /// Writes p_k = exp(ℓ_k − max ℓ) into each component's P slot and returns mask / Σ p (so τ_k = p_k · result,
+    /// and padding lanes, mask 0, get τ = 0 and add nothing anywhere). mx and sum are max ℓ and Σ p.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV Softmax(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum)
@@ -456,8 +456,8 @@ internal static unsafe class MixtureKernel<T, TV>
     // from every input has τ = 0 in float32 everywhere and 0/0 moments.
 
     /// <summary>
-    /// Like <see cref="Softmax"/>, and also writes log p_k = ℓ_k − max ℓ into each component's H slot, which the exp may have
-    /// flushed to zero.
+    /// Like <see cref="Softmax"/>, and also writes log p_k = ℓ_k − max ℓ into each component's H slot, which the
+    /// exp may have flushed to zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV SoftmaxWithLog(TV xv, TV mask, TV* cst, int k)

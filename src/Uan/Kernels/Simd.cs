@@ -129,7 +129,7 @@ internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>
     /// makes it several times slower, and the kernels spend much of their time here. Inputs are clamped to
     /// [−87, 88]: below, the result is e^−87 ≈ 1.6e−38 instead of a subnormal or 0, which no sum here can tell
     /// apart (the kernels only exponentiate ℓ − max ℓ ≤ 0, and a weight that small is 0 against the max's 1).
-    /// <see cref="WideSimd{T}.ExpSingle"/> is the same code at 512 bits.
+    /// <see cref="WideSimd{T}.ExpSingle"/> computes the same at 512 bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<float> ExpSingle(Vector<float> x)

@@ -117,18 +117,14 @@ internal static unsafe class Fused
         var vv = Values(variance)!;
         var probe = new MixtureKernel.Mixture(k, c, mv, lv, vv, mv, new double[k * c], null, null);
         var sums = Stats(x, probe);
+        var stats = BatchStats.From(sums, k, c, mv);
         // Below this, τ (≤ K·max p) is close enough to the float range's end that the weighted moments lose
         // precision; in float64 the margin is the same in relative terms.
         double floor = x.dtype == ScalarType.Float32 ? -60 : -600;
         // τ_k ≤ p_k, so a component whose Σ τ_k reaches count·e^floor has max log p_k ≥ floor: only when some
         // component falls short (or a sum is not finite) is the exact maximum needed, from a pass without exps.
-        long count = x.NumberOfElements / c;
-        double enough = count * Math.Exp(floor);
-        bool suspect = sums.Any(v => !double.IsFinite(v));
-        for (long ch = 0; ch < c && !suspect; ch++)
-            for (int j = 0; j < k && !suspect; j++)
-                suspect = sums[ch * 4 * k + 4 * j] < enough;
-        if (suspect)
+        double enough = x.NumberOfElements / c * Math.Exp(floor);
+        if (sums.Any(v => !double.IsFinite(v)) || stats.W.Any(w => w < enough))
         {
             var maxLogP = MaxLogP(x, probe);
             if (maxLogP.Any(p => !double.IsFinite(p))) return null;
@@ -139,10 +135,9 @@ internal static unsafe class Fused
                 for (long ch = 0; ch < c; ch++)
                     for (int j = 0; j < k; j++)
                         shift[j * c + ch] = maxLogP[ch * k + j] < floor ? maxLogP[ch * k + j] : 0;
-                sums = ShiftedStats(x, probe, shift);
+                stats = BatchStats.From(ShiftedStats(x, probe, shift), k, c, mv);
             }
         }
-        var stats = BatchStats.From(sums, k, c, mv);
         var outputs = BatchFunction.apply(x, logLambda, mu, variance, weight!, bias!,
             new BatchArgs(lv, mv, vv, stats, eps));
         long[] kc = { k, c };

@@ -49,7 +49,7 @@ internal static class BenchCommand
             var progress = new SyncProgress<string>(ui.Info);
             var md = new System.Text.StringBuilder();
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; median of {p.GetValue(repeats)} (tensor-op path: {p.GetValue(referenceRepeats)}); ratio = time / BatchNorm2d time measured around it (BatchNorm's own row: the median of all those calls); input: {(p.GetValue(leaf) ? "a leaf tensor (--leaf-input)" : "a view of a leaf tensor, as inside a network")}."));
+                $"torch threads {torch.get_num_threads()}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; median of {p.GetValue(repeats)} (tensor-op path: {p.GetValue(referenceRepeats)}); ratio = time / BatchNorm2d time measured around it (BatchNorm's own row: the median of those before-and-after means over all the shape's layers); input: {(p.GetValue(leaf) ? "a leaf tensor (--leaf-input)" : "a view of a leaf tensor, as inside a network")}."));
             md.AppendLine();
             md.AppendLine(AllocatorNote());
             md.AppendLine();

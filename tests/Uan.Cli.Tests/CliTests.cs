@@ -118,7 +118,7 @@ public sealed class CliTests : IDisposable
         string table = File.ReadAllText(md);
         Assert.Contains(table.Trim(), output);
         Assert.Contains("input: a view of a leaf tensor, as inside a network", table);
-        Assert.Contains("(BatchNorm's own row: the median of all those calls)", table);
+        Assert.Contains("(BatchNorm's own row: the median of those before-and-after means over all the shape's layers)", table);
         Assert.Contains(!OperatingSystem.IsLinux() ? "Allocator: the platform's default"
             : Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is null
                 ? "Allocator: glibc defaults" : "Allocator: glibc with MALLOC_MMAP_THRESHOLD_=", table);

@@ -120,8 +120,8 @@ public static class SpeedCheck
                 times.Min() / bnSingles.Min(), kept, kept / (double)Bytes(x)));
             allBn.AddRange(bnTimes);
         }
-        // BatchNorm's own row: the median of every BatchNorm call timed around the other layers too. Its first calls
-        // alone grow the heap (page faults) and would overstate it several times.
+        // BatchNorm's own row: the median of the before-and-after means timed around every other layer. Its own first
+        // calls alone grow the heap (page faults) and would overstate it several times.
         if (allBn.Count > 0)
         {
             double bnAll = Median(allBn);

@@ -168,9 +168,10 @@ static void Profile(long[] shape)
         var y = empty_like(x);
         var gx = empty_like(x);
         var zero = new double[kc];
+        var os = Fused.OutputSums(x, g, m);
         double T(Action a) => Best(() => { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalMilliseconds; });
         Console.WriteLine($"batch passes: stats {T(() => Fused.Stats(x, m)):F1}  output {T(() => Fused.Forward(x, y, m, false)):F1}" +
-            $"  output sums {T(() => Fused.OutputSums(x, g, m)):F1}  backward {T(() => Fused.Backward(x, g, gx, m, zero, zero, vv, 0)):F1}" +
+            $"  output sums {T(() => Fused.OutputSums(x, g, m)):F1}  backward {T(() => Fused.Backward(x, g, gx, m, zero, zero, vv, 0, os)):F1}" +
             $"  max log p {T(() => Fused.MaxLogP(x, m)):F1}");
     }
     double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)

@@ -33,14 +33,14 @@ internal static unsafe class Fused
     }
 
     public static MixtureKernel.BackwardSums Backward(Tensor x, Tensor g, Tensor? gx, MixtureKernel.Mixture m,
-        double[]? alpha, double[]? beta, double[]? v, double gz)
+        double[]? alpha, double[]? beta, double[]? v, double gz, double[]? outputSums = null)
     {
         var (n, _, s) = Dims(x);
         return x.dtype == ScalarType.Float32
             ? MixtureKernel.Backward(Ptr<float>(x), Ptr<float>(g), gx is null ? null : Ptr<float>(gx), n, s, m,
-                alpha, beta, v, gz)
+                alpha, beta, v, gz, outputSums)
             : MixtureKernel.Backward(Ptr<double>(x), Ptr<double>(g), gx is null ? null : Ptr<double>(gx), n, s, m,
-                alpha, beta, v, gz);
+                alpha, beta, v, gz, outputSums);
     }
 
     public static double[] Stats(Tensor x, MixtureKernel.Mixture m)
@@ -392,7 +392,7 @@ internal sealed class BatchFunction : autograd.MultiTensorFunction<BatchFunction
             }
 
         var gx = needs[0] ? empty(x.shape, x.dtype, x.device) : null;
-        var res = Fused.Backward(x, g, gx, m, alpha, beta, a.Stats.Var, 0);
+        var res = Fused.Backward(x, g, gx, m, alpha, beta, a.Stats.Var, 0, sums);
         var gLogLambda = new double[k * c];
         var gMu = new double[k * c];
         var gVar = new double[k * c];

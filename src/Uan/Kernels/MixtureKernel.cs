@@ -114,13 +114,14 @@ internal static unsafe class MixtureKernel
 
     /// <summary>
     /// The main backward pass: writes dL/dx into gx (when not null) and returns the raw sums. alpha, beta, v are
-    /// [K, C] (null: zero, the fixed-statistics case); gz is dL/d(Σ logZ), constant over elements.
+    /// [K, C] (null: zero, the fixed-statistics case); gz is dL/d(Σ logZ), constant over elements. With batch
+    /// statistics (alpha, beta given), outputSums is <see cref="OutputSums"/>'s result, whose A and F the pass reuses.
     /// </summary>
     public static BackwardSums Backward<T>(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
-        double[]? beta, double[]? v, double gz) where T : unmanaged, INumberBase<T> =>
+        double[]? beta, double[]? v, double gz, double[]? outputSums = null) where T : unmanaged, INumberBase<T> =>
         new(m.K, m.C, Simd.Wide
-            ? MixtureKernel<T, WideSimd<T>>.Backward(x, g, gx, n, s, m, alpha, beta, v, gz)
-            : MixtureKernel<T, NativeSimd<T>>.Backward(x, g, gx, n, s, m, alpha, beta, v, gz));
+            ? MixtureKernel<T, WideSimd<T>>.Backward(x, g, gx, n, s, m, alpha, beta, v, gz, outputSums)
+            : MixtureKernel<T, NativeSimd<T>>.Backward(x, g, gx, n, s, m, alpha, beta, v, gz, outputSums));
 }
 
 /// <summary>
@@ -153,10 +154,11 @@ internal static unsafe class MixtureKernel<T, TV>
     /// </summary>
     static class F
     {
-        // Per component: μ, log λ − ½ log σ², 1/(2σ²), 1/σ², centre, scale, the batch-backward α, β, v; scratch.
+        // Per component: μ, log λ − ½ log σ², −1/(2σ²), −1/σ², centre, scale, the batch-backward α, β, 2β, −v;
+        // scratch.
         public const int W = -1, B = -2, Gz = -3, Ref = -4, Globals = 4;
-        public const int Mu = 0, Cl = 1, Hiv = 2, TwoHiv = 3, Center = 4, Scale = 5, Alpha = 6, Beta = 7, V = 8,
-            P = 9, H = 10, Size = 11;
+        public const int Mu = 0, Cl = 1, NegHiv = 2, NegIv = 3, Center = 4, Scale = 5, Alpha = 6, Beta = 7,
+            TwoBeta = 8, NegV = 9, P = 10, H = 11, Size = 12;
     }
 
     /// <summary>Vectors a channel block needs for K components (globals included).</summary>
@@ -181,13 +183,14 @@ internal static unsafe class MixtureKernel<T, TV>
             TV* cj = cst + j * F.Size;
             cj[F.Mu] = TV.Create(T.CreateTruncating(m.Mu[kc]));
             cj[F.Cl] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
-            cj[F.Hiv] = TV.Create(T.CreateTruncating(0.5 / var));
-            cj[F.TwoHiv] = TV.Create(T.CreateTruncating(1 / var));
+            cj[F.NegHiv] = TV.Create(T.CreateTruncating(-0.5 / var));
+            cj[F.NegIv] = TV.Create(T.CreateTruncating(-1 / var));
             cj[F.Center] = TV.Create(T.CreateTruncating(m.Center[kc]));
             cj[F.Scale] = TV.Create(T.CreateTruncating(m.Scale[kc]));
             cj[F.Alpha] = TV.Create(T.CreateTruncating(alpha?[kc] ?? 0));
             cj[F.Beta] = TV.Create(T.CreateTruncating(beta?[kc] ?? 0));
-            cj[F.V] = TV.Create(T.CreateTruncating(v?[kc] ?? 0));
+            cj[F.TwoBeta] = TV.Create(T.CreateTruncating(2 * (beta?[kc] ?? 0)));
+            cj[F.NegV] = TV.Create(T.CreateTruncating(-(v?[kc] ?? 0)));
         }
         return cst;
     }
@@ -204,7 +207,7 @@ internal static unsafe class MixtureKernel<T, TV>
         for (int j = 0; j < k; j++)
         {
             TV* cj = cst + j * F.Size;
-            var pj = TV.Exp(cj[F.P] - mx);
+            var pj = TV.ExpOfNonPositive(cj[F.P] - mx);
             cj[F.P] = pj;
             sum += pj;
         }
@@ -216,13 +219,13 @@ internal static unsafe class MixtureKernel<T, TV>
     static TV Logits(TV xv, TV* cst, int k, int slot)
     {
         var d0 = xv - cst[F.Mu];
-        var mx = cst[F.Cl] - cst[F.Hiv] * d0 * d0;
+        var mx = TV.MultiplyAdd(cst[F.NegHiv] * d0, d0, cst[F.Cl]);
         cst[slot] = mx;
         for (int j = 1; j < k; j++)
         {
             TV* cj = cst + j * F.Size;
             var d = xv - cj[F.Mu];
-            var lj = cj[F.Cl] - cj[F.Hiv] * d * d;
+            var lj = TV.MultiplyAdd(cj[F.NegHiv] * d, d, cj[F.Cl]);
             cj[slot] = lj;
             mx = TV.Max(mx, lj);
         }
@@ -433,9 +436,9 @@ internal static unsafe class MixtureKernel<T, TV>
         for (int j = 0; j < k; j++)
         {
             TV* cj = cst + j * F.Size;
-            num += cj[F.P] * cj[F.Scale] * (xv - cj[F.Center]);
+            num = TV.MultiplyAdd(cj[F.P] * cj[F.Scale], xv - cj[F.Center], num);
         }
-        return num * inv * cst[F.W] + cst[F.B];
+        return TV.MultiplyAdd(num * inv, cst[F.W], cst[F.B]);
     }
 
     /// <summary>Forward pass; returns Σ log Σ_k λ_k N(x | μ_k, σ²_k) (without ½ log 2π) when withLogZ, else 0.</summary>
@@ -469,7 +472,7 @@ internal static unsafe class MixtureKernel<T, TV>
             TV* cj = cst + j * F.Size;
             var lp = cj[F.H] - mx;
             cj[F.H] = lp;
-            var pj = TV.Exp(lp);
+            var pj = TV.ExpOfNonPositive(lp);
             cj[F.P] = pj;
             sum += pj;
         }
@@ -492,8 +495,8 @@ internal static unsafe class MixtureKernel<T, TV>
             var wd = wi * d;
             a0 += wi;
             a1 += wd;
-            a2 += wd * d;
-            if (squares) a3 += wi * wi;
+            a2 = TV.MultiplyAdd(wd, d, a2);
+            if (squares) a3 = TV.MultiplyAdd(wi, wi, a3);
         }
         sums[0] += TV.Sum(a0);
         sums[1] += TV.Sum(a1);
@@ -551,7 +554,9 @@ internal static unsafe class MixtureKernel<T, TV>
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = SoftmaxWithLog(xv, mask, cst, k);
-            // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k.
+            // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k;
+            // but not in the padding lanes of a row's tail (x = 0, not part of that maximum), where the argument can
+            // be large: the clamped exp keeps it finite, so the zero mask gives 0 rather than ∞ · 0.
             for (int j = 0; j < k; j++)
             {
                 TV* cj = cst + j * F.Size;
@@ -592,7 +597,7 @@ internal static unsafe class MixtureKernel<T, TV>
         if (withLogZ) glob[0] += (mx + TV.Log(sum)) * mask;
         var dx = (xv - cst[F.Ref]) * mask;
         glob[1] += dx;
-        glob[2] += dx * dx;
+        glob[2] = TV.MultiplyAdd(dx, dx, glob[2]);
     }
 
     struct EmPass : IPass
@@ -670,7 +675,7 @@ internal static unsafe class MixtureKernel<T, TV>
             {
                 var gt = sc[i];
                 a0 += gt;
-                a1 += gt * (xs[i] - center);
+                a1 = TV.MultiplyAdd(gt, xs[i] - center, a1);
             }
             sums[0] += TV.Sum(a0);
             sums[1] += TV.Sum(a1);
@@ -685,9 +690,11 @@ internal static unsafe class MixtureKernel<T, TV>
     // T_k = gy h_k + α_k c_k + β_k (c_k² − v_k) (the α, β terms carry the batch statistics' dependence on τ; zero
     // for fixed statistics), so e_k = dL/dℓ_k = τ_k (T_k − Σ_j τ_j T_j + gz) (gz: the log-likelihood output), and
     // dL/dx = gy Σ τ_k r_k + Σ τ_k (α_k + 2 β_k c_k) − Σ e_k d_k / σ²_k.
-    // Slots per k: A = Σ gy τ, F = Σ gy τ c, D = Σ e, B = Σ e d, E = Σ e d²; then Σ g and Σ g·y.
+    // Slots per k: A = Σ gy τ, F = Σ gy τ c, D = Σ e, B = Σ e d, E = Σ e d²; then Σ g and Σ g·y. The batch
+    // transform's first backward pass has summed A and F already (they give α and β), so its main pass sums only
+    // D, B and E and takes A and F from there.
 
-    /// <summary>Second step of both backward passes: the five sums of component cj from τ, e and gy.</summary>
+    /// <summary>Second step, D, B and E of component cj from e (and, with <paramref name="taus"/>, A and F too).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void BackwardSums(int used, TV* cj, TV* taus, TV* es, TV* gys, TV* xs, double* sums)
     {
@@ -696,21 +703,28 @@ internal static unsafe class MixtureKernel<T, TV>
         for (int i = 0; i < used; i++)
         {
             var xv = xs[i];
-            var gt = gys[i] * taus[i];
+            if (taus != null)
+            {
+                var gt = gys[i] * taus[i];
+                a0 += gt;
+                a1 = TV.MultiplyAdd(gt, xv - center, a1);
+            }
             var e = es[i];
             var d = xv - mu;
             var ed = e * d;
-            a0 += gt;
-            a1 += gt * (xv - center);
             a2 += e;
             a3 += ed;
-            a4 += ed * d;
+            a4 = TV.MultiplyAdd(ed, d, a4);
         }
-        sums[0] += TV.Sum(a0);
-        sums[1] += TV.Sum(a1);
-        sums[2] += TV.Sum(a2);
-        sums[3] += TV.Sum(a3);
-        sums[4] += TV.Sum(a4);
+        if (taus != null)
+        {
+            sums[0] += TV.Sum(a0);
+            sums[1] += TV.Sum(a1);
+            sums += 2;
+        }
+        sums[0] += TV.Sum(a2);
+        sums[1] += TV.Sum(a3);
+        sums[2] += TV.Sum(a4);
     }
 
     /// <summary>
@@ -734,12 +748,12 @@ internal static unsafe class MixtureKernel<T, TV>
                 TV* cj = cst + j * F.Size;
                 var h = cj[F.Scale] * (xv - cj[F.Center]);
                 cj[F.H] = h;
-                num += cj[F.P] * h;
+                num = TV.MultiplyAdd(cj[F.P], h, num);
             }
             var y = num * inv;
             var gy = gv * cst[F.W];
             glob[0] += gv;
-            glob[1] += gv * y;
+            glob[1] = TV.MultiplyAdd(gv, y, glob[1]);
             var gz = cst[F.Gz];
             var gx = TV.Zero;
             for (int j = 0; j < k; j++)
@@ -747,8 +761,9 @@ internal static unsafe class MixtureKernel<T, TV>
                 TV* cj = cst + j * F.Size;
                 var tau = cj[F.P] * inv;
                 var gt = gy * tau;
-                var e = gt * (cj[F.H] - y) + tau * gz;
-                gx += gt * cj[F.Scale] - cj[F.TwoHiv] * e * (xv - cj[F.Mu]);
+                var e = TV.MultiplyAdd(gt, cj[F.H] - y, tau * gz);
+                gx = TV.MultiplyAdd(gt, cj[F.Scale], gx);
+                gx = TV.MultiplyAdd(cj[F.NegIv] * e, xv - cj[F.Mu], gx);
                 sc[2 * j * ChunkVectors] = tau;
                 sc[(2 * j + 1) * ChunkVectors] = e;
             }
@@ -761,13 +776,16 @@ internal static unsafe class MixtureKernel<T, TV>
             BackwardSums(used, cj, sc, sc + ChunkVectors, vs, xs, sums);
     }
 
-    /// <summary>Batch statistics: the general case. Scratch as <see cref="FixedBackwardPass"/>.</summary>
+    /// <summary>
+    /// Batch statistics: the general case, after the first backward pass (which summed A and F). Scratch: e_k per
+    /// component.
+    /// </summary>
     struct BackwardPass : IPass
     {
-        public static int CompSums => MixtureKernel.PerK;
+        public static int CompSums => 3;
         public static int GlobalSums => 2;
-        public static int CompScratch => 2;
-        public static int VecScratch => 1;
+        public static int CompScratch => 1;
+        public static int VecScratch => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
@@ -783,14 +801,15 @@ internal static unsafe class MixtureKernel<T, TV>
                 cj[F.P] = tau;
                 var c = xv - cj[F.Center];
                 var h = cj[F.Scale] * c;
-                y += tau * h;
-                var t = gy * h + cj[F.Alpha] * c + cj[F.Beta] * (c * c - cj[F.V]);
+                y = TV.MultiplyAdd(tau, h, y);
+                // T = gy h + α c + β (c² − v), with −v kept as the constant.
+                var t = TV.MultiplyAdd(cj[F.Beta], TV.MultiplyAdd(c, c, cj[F.NegV]),
+                    TV.MultiplyAdd(cj[F.Alpha], c, gy * h));
                 cj[F.H] = t;
-                sbar += tau * t;
+                sbar = TV.MultiplyAdd(tau, t, sbar);
             }
             glob[0] += gv;
-            glob[1] += gv * y;
-            var two = TV.One + TV.One;
+            glob[1] = TV.MultiplyAdd(gv, y, glob[1]);
             var gx = TV.Zero;
             var shift = cst[F.Gz] - sbar;
             for (int j = 0; j < k; j++)
@@ -799,26 +818,49 @@ internal static unsafe class MixtureKernel<T, TV>
                 var tau = cj[F.P];
                 var c = xv - cj[F.Center];
                 var e = tau * (cj[F.H] + shift);
-                gx += tau * (gy * cj[F.Scale] + cj[F.Alpha] + two * cj[F.Beta] * c) - cj[F.TwoHiv] * e * (xv - cj[F.Mu]);
-                sc[2 * j * ChunkVectors] = tau;
-                sc[(2 * j + 1) * ChunkVectors] = e;
+                // τ (gy r + α + 2β c) − e d / σ²
+                var inner = TV.MultiplyAdd(cj[F.TwoBeta], c, TV.MultiplyAdd(gy, cj[F.Scale], cj[F.Alpha]));
+                gx = TV.MultiplyAdd(tau, inner, gx);
+                gx = TV.MultiplyAdd(cj[F.NegIv] * e, xv - cj[F.Mu], gx);
+                sc[j * ChunkVectors] = e;
             }
-            vs[0] = gy;
             return gx;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            BackwardSums(used, cj, sc, sc + ChunkVectors, vs, xs, sums);
+            BackwardSums(used, cj, null, sc, null, xs, sums);
     }
 
     /// <summary>
-    /// The main backward pass: writes dL/dx into gx (when not null) and returns the raw sums. alpha, beta, v are
-    /// [K, C] (null: zero, the fixed-statistics case); gz is dL/d(Σ logZ), constant over elements.
+    /// The main backward pass: writes dL/dx into gx (when not null) and returns the raw sums [C, 5K + 2]. alpha,
+    /// beta, v are [K, C] (null: zero, the fixed-statistics case); gz is dL/d(Σ logZ), constant over elements. With
+    /// batch statistics, <paramref name="outputSums"/> ([C, 2K], from <see cref="OutputSums"/>) supplies the A and
+    /// F slots, which the pass then does not sum again.
     /// </summary>
     public static double[] Backward(T* x, T* g, T* gx, long n, long s, Mixture m, double[]? alpha,
-        double[]? beta, double[]? v, double gz) =>
-        alpha is null && beta is null
-            ? Sweep<FixedBackwardPass>(x, g, gx, n, s, m, null, null, null, gz, false).Sums
-            : Sweep<BackwardPass>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums;
+        double[]? beta, double[]? v, double gz, double[]? outputSums)
+    {
+        if (alpha is null && beta is null)
+            return Sweep<FixedBackwardPass>(x, g, gx, n, s, m, null, null, null, gz, false).Sums;
+        if (outputSums is null)
+            throw new ArgumentNullException(nameof(outputSums), "the batch backward pass needs the output sums");
+        var part = Sweep<BackwardPass>(x, g, gx, n, s, m, alpha, beta, v, gz, false).Sums;
+        // Into the fixed pass's layout: per k A, F (from the output sums), D, B, E; then Σ g, Σ g·y.
+        int k = m.K, perK = MixtureKernel.PerK, slots = perK * k + 2, partSlots = 3 * k + 2;
+        var full = new double[m.C * slots];
+        for (long ch = 0; ch < m.C; ch++)
+        {
+            for (int j = 0; j < k; j++)
+            {
+                long at = ch * slots + perK * j;
+                full[at] = outputSums[ch * 2 * k + 2 * j];
+                full[at + 1] = outputSums[ch * 2 * k + 2 * j + 1];
+                for (int q = 0; q < 3; q++) full[at + 2 + q] = part[ch * partSlots + 3 * j + q];
+            }
+            full[ch * slots + perK * k] = part[ch * partSlots + 3 * k];
+            full[ch * slots + perK * k + 1] = part[ch * partSlots + 3 * k + 1];
+        }
+        return full;
+    }
 }

@@ -25,6 +25,15 @@ internal unsafe interface ISimd<TV, T> : IAdditionOperators<TV, TV, TV>, ISubtra
     /// <summary>Lane maximum with the hardware's NaN rule (one instruction; IEEE's rule costs three at 512 bits).</summary>
     static abstract TV Max(TV a, TV b);
     static abstract TV Exp(TV v);
+
+    /// <summary>
+    /// <see cref="Exp"/> for arguments ≤ 0 (or NaN), as every softmax here takes: the same results there, without
+    /// the upper clamp that only larger arguments need.
+    /// </summary>
+    static abstract TV ExpOfNonPositive(TV v);
+
+    /// <summary>a·b + c, rounded once.</summary>
+    static abstract TV MultiplyAdd(TV a, TV b, TV c);
     static abstract TV Log(TV v);
 
     /// <summary>Sum of the lanes, in double.</summary>
@@ -107,6 +116,23 @@ internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> ExpOfNonPositive(NativeSimd<T> a)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector.As<float, T>(ExpSingle(Vector.As<T, float>(a.v), false)));
+        return new(Vector.As<double, T>(Vector.Exp(Vector.As<T, double>(a.v))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NativeSimd<T> MultiplyAdd(NativeSimd<T> a, NativeSimd<T> b, NativeSimd<T> c)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector.As<float, T>(Vector.FusedMultiplyAdd(Vector.As<T, float>(a.v), Vector.As<T, float>(b.v),
+                Vector.As<T, float>(c.v))));
+        return new(Vector.As<double, T>(Vector.FusedMultiplyAdd(Vector.As<T, double>(a.v), Vector.As<T, double>(b.v),
+            Vector.As<T, double>(c.v))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static NativeSimd<T> Log(NativeSimd<T> a)
     {
         if (typeof(T) == typeof(float)) return new(Vector.As<float, T>(Vector.Log(Vector.As<T, float>(a.v))));
@@ -129,12 +155,14 @@ internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>
     /// makes it several times slower, and the kernels spend much of their time here. Inputs are clamped to
     /// [−87, 88]: below, the result is e^−87 ≈ 1.6e−38 instead of a subnormal or 0, which no sum here can tell
     /// apart (the kernels only exponentiate ℓ − max ℓ ≤ 0, and a weight that small is 0 against the max's 1).
-    /// <see cref="WideSimd{T}.ExpSingle"/> computes the same at 512 bits.
+    /// Without <paramref name="clampAbove"/> the caller guarantees x ≤ 0 (or NaN), where the upper clamp does
+    /// nothing. <see cref="WideSimd{T}.ExpSingle"/> computes the same at 512 bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<float> ExpSingle(Vector<float> x)
+    public static Vector<float> ExpSingle(Vector<float> x, bool clampAbove = true)
     {
-        x = Vector.Min(Vector.Max(x, new Vector<float>(-87.0f)), new Vector<float>(88.0f));
+        x = Vector.Max(x, new Vector<float>(-87.0f));
+        if (clampAbove) x = Vector.Min(x, new Vector<float>(88.0f));
         // n = round(x / ln 2) with the 1.5·2^23 trick: the sum's low mantissa bits hold n.
         var magic = new Vector<float>(12582912f);
         var t = Vector.FusedMultiplyAdd(x, new Vector<float>(1.44269504088896341f), magic);
@@ -190,6 +218,22 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
     {
         if (typeof(T) == typeof(float)) return new(ExpSingle(a.v.As<T, float>()).As<float, T>());
         return new(Vector512.Exp(a.v.As<T, double>()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> ExpOfNonPositive(WideSimd<T> a)
+    {
+        if (typeof(T) == typeof(float)) return new(ExpSingle(a.v.As<T, float>(), false).As<float, T>());
+        return new(Vector512.Exp(a.v.As<T, double>()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static WideSimd<T> MultiplyAdd(WideSimd<T> a, WideSimd<T> b, WideSimd<T> c)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector512.FusedMultiplyAdd(a.v.As<T, float>(), b.v.As<T, float>(), c.v.As<T, float>()).As<float, T>());
+        return new(Vector512.FusedMultiplyAdd(a.v.As<T, double>(), b.v.As<T, double>(), c.v.As<T, double>())
+            .As<double, T>());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -253,10 +297,11 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
     /// tail can exponentiate large values that a zero mask then multiplies, and e^88 · 0 is 0 where ∞ · 0 is NaN.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> ExpSingle(Vector512<float> x)
+    public static Vector512<float> ExpSingle(Vector512<float> x, bool clampAbove = true)
     {
         if (!Avx512F.IsSupported) return ExpSingleOnPieces(x);
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.0f)), Vector512.Create(88.0f));
+        x = Vector512.Max(x, Vector512.Create(-87.0f));
+        if (clampAbove) x = Vector512.Min(x, Vector512.Create(88.0f));
         var magic = Vector512.Create(12582912f);
         var n = Vector512.FusedMultiplyAdd(x, Vector512.Create(1.44269504088896341f), magic) - magic;
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);

@@ -64,6 +64,34 @@ public class SimdTests
             Assert.True(native[i] == wide[i], $"exp({x[i]:R}): Vector<T> {native[i]:R}, Vector512 {wide[i]:R}");
     }
 
+    [Fact]
+    public void ExpOfNonPositive_EqualsExp_BitForBit_OnNonPositiveArguments_AndKeepsNaN()
+    {
+        // The softmax exp drops only the upper clamp, which no argument ≤ 0 reaches; NaN must still come out NaN.
+        var x = Inputs().Where(v => v <= 0).Append(-500f).Append(float.NaN).Append(float.NegativeInfinity).ToList();
+        while (x.Count % Vector512<float>.Count != 0) x.Add(-1f);
+        var full = Native(x.ToArray());
+        for (int i = 0; i < x.Count; i += Vector512<float>.Count)
+        {
+            var native = new float[Vector512<float>.Count];
+            var wide = new float[Vector512<float>.Count];
+            for (int j = 0; j < native.Length; j += Vector<float>.Count)
+                NativeSimd<float>.ExpSingle(new Vector<float>(x.ToArray(), i + j), false).CopyTo(native, j);
+            WideSimd<float>.ExpSingle(Vector512.Create(x.ToArray().AsSpan(i, native.Length)), false).CopyTo(wide);
+            for (int j = 0; j < native.Length; j++)
+            {
+                float arg = x[i + j];
+                if (float.IsNaN(arg))
+                {
+                    Assert.True(float.IsNaN(native[j]) && float.IsNaN(wide[j]), $"exp(NaN): {native[j]}, {wide[j]}");
+                    continue;
+                }
+                Assert.True(full[i + j] == native[j] && full[i + j] == wide[j],
+                    $"exp({arg:R}): clamped {full[i + j]:R}, Vector<T> {native[j]:R}, Vector512 {wide[j]:R}");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(-500f, -87f)]
     [InlineData(500f, 88f)]

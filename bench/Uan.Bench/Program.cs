@@ -16,6 +16,11 @@ if (args.Length > 0 && args[0] == "profile")
     Profile(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 256, 128, 14, 14 });
     return;
 }
+if (args.Length > 0 && args[0] == "ab")
+{
+    AB(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
+    return;
+}
 if (args.Length > 0 && args[0] == "rows")
 {
     RowsLayout(args.Length > 1 ? int.Parse(args[1]) : 21,
@@ -128,9 +133,9 @@ static void Profile(long[] shape)
     var x = randn(shape) * 1.5 + 0.3;
     var g = randn(shape);
     using var bn = nn.BatchNorm2d(shape[1]);
-    using var paper = new UnsupervisedAdaptiveNorm(shape[1], new UanOptions { Components = 3, Mode = UanMode.Paper });
-    paper.train();
-    Step(paper, x, g);
+    var layers = MixtureLayers(shape[1]);
+    var paper = layers[0].Layer;
+    foreach (var (_, l) in layers) { l.train(); Step(l, x, g); }
     double Best(Func<double> f) => Enumerable.Range(0, 15).Select(_ => f()).Min();
     double Fwd(nn.Module<Tensor, Tensor> l)
     {
@@ -141,7 +146,8 @@ static void Profile(long[] shape)
         return sw.Elapsed.TotalMilliseconds;
     }
     Console.WriteLine($"BN fwd {Best(() => Fwd(bn)):F1}  fwd+bwd {Best(() => Step(bn, x, g)):F1}");
-    Console.WriteLine($"Paper fwd {Best(() => Fwd(paper)):F1}  fwd+bwd {Best(() => Step(paper, x, g)):F1}");
+    foreach (var (name, l) in layers)
+        Console.WriteLine($"{name} fwd {Best(() => Fwd(l)):F1}  fwd+bwd {Best(() => Step(l, x, g)):F1}");
     {
         var m = Uan.Kernels.MixtureKernel.Mixture.Paper(3, shape[1], new double[3 * shape[1]],
             Enumerable.Repeat(Math.Log(1.0 / 3), 3 * (int)shape[1]).ToArray(), Enumerable.Repeat(1.0, 3 * (int)shape[1]).ToArray(), null, null);
@@ -158,21 +164,28 @@ static void Profile(long[] shape)
         }
     }
     {
-        // Each pass of the batch transform (BatchStats, MN) alone, at the default width: best of 15.
+        // Each pass of the batch transform (BatchStats, MN) alone, at the default width: best of 15; at K = 1, 3
+        // and 5, so that the time splits into a per-element part and a per-component part.
         int c = (int)shape[1];
-        var kc = 3 * c;
-        var mu = Enumerable.Range(0, kc).Select(i => (i / c - 1) * 1.0).ToArray();
-        var ll = Enumerable.Repeat(Math.Log(1.0 / 3), kc).ToArray();
-        var vv = Enumerable.Repeat(0.8, kc).ToArray();
-        var m = MixtureKernel.Mixture.WithStatistics(3, c, mu, ll, vv, mu, vv, 1e-3, null, null);
-        var y = empty_like(x);
-        var gx = empty_like(x);
-        var zero = new double[kc];
-        var os = Fused.OutputSums(x, g, m);
-        double T(Action a) => Best(() => { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalMilliseconds; });
-        Console.WriteLine($"batch passes: stats {T(() => Fused.Stats(x, m)):F1}  output {T(() => Fused.Forward(x, y, m, false)):F1}" +
-            $"  output sums {T(() => Fused.OutputSums(x, g, m)):F1}  backward {T(() => Fused.Backward(x, g, gx, m, zero, zero, vv, 0, os)):F1}" +
-            $"  max log p {T(() => Fused.MaxLogP(x, m)):F1}");
+        foreach (int k in new[] { 1, 3, 5 })
+        {
+            var kc = k * c;
+            var mu = Enumerable.Range(0, kc).Select(i => (i / c - (k - 1) / 2.0) * 1.0).ToArray();
+            var ll = Enumerable.Repeat(Math.Log(1.0 / k), kc).ToArray();
+            var vv = Enumerable.Repeat(0.8, kc).ToArray();
+            var m = MixtureKernel.Mixture.WithStatistics(k, c, mu, ll, vv, mu, vv, 1e-3, null, null);
+            var y = empty_like(x);
+            var gx = empty_like(x);
+            var zero = new double[kc];
+            var os = Fused.OutputSums(x, g, m);
+            var gm = new GaussianMixture(full(k, c, 1.0f / k), tensor(mu.Select(v => (float)v).ToArray()).view(k, c),
+                full(k, c, 0.8f));
+            double T(Action a) => Best(() => { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalMilliseconds; });
+            Console.WriteLine($"batch passes, K = {k}: stats {T(() => Fused.Stats(x, m)):F1}  output {T(() => Fused.Forward(x, y, m, false)):F1}" +
+                $"  output sums {T(() => Fused.OutputSums(x, g, m)):F1}  backward {T(() => Fused.Backward(x, g, gx, m, zero, zero, vv, 0, os)):F1}" +
+                $"  max log p {T(() => Fused.MaxLogP(x, m)):F1}" +
+                $"  EM {T(() => FusedEm.Advance(x, gm)):F1}");
+        }
     }
     double Bwd(nn.Module<Tensor, Tensor> l, bool leaf)
     {
@@ -192,8 +205,12 @@ static void Profile(long[] shape)
         l.forward(x0);
         return sw.Elapsed.TotalMilliseconds;
     }
-    Console.WriteLine($"fwd with grad: BN {Best(() => FwdGrad(bn)):F1} Paper {Best(() => FwdGrad(paper)):F1}");
-    Console.WriteLine($"bwd only (leaf x): BN {Best(() => Bwd(bn, true)):F1} Paper {Best(() => Bwd(paper, true)):F1}; (x = x0*1): BN {Best(() => Bwd(bn, false)):F1} Paper {Best(() => Bwd(paper, false)):F1}");
+    Console.WriteLine($"fwd with grad: BN {Best(() => FwdGrad(bn)):F1}" +
+        string.Concat(layers.Select(l => $"  {l.Name} {Best(() => FwdGrad(l.Layer)):F1}")));
+    Console.WriteLine($"bwd only (leaf x): BN {Best(() => Bwd(bn, true)):F1}" +
+        string.Concat(layers.Select(l => $"  {l.Name} {Best(() => Bwd(l.Layer, true)):F1}")));
+    Console.WriteLine($"bwd only (x = x0*1): BN {Best(() => Bwd(bn, false)):F1}" +
+        string.Concat(layers.Select(l => $"  {l.Name} {Best(() => Bwd(l.Layer, false)):F1}")));
     var data = new float[1 << 20];
     var rng = new Random(1);
     for (int i = 0; i < data.Length; i++) data[i] = (float)(-rng.NextDouble() * 10);
@@ -350,4 +367,40 @@ static void Series(long[] shape)
         FusedEm.Advance(x, start);
         return $"{t1:F0}/{sw.Elapsed.TotalMilliseconds - t1:F0}";
     }));
+}
+
+// A / B of a kernel switch, the two settings interleaved call by call (the machine's speed drifts): best and median
+// of each pass at K = 3.
+static void AB(long[] shape)
+{
+    using var scope = NewDisposeScope();
+    var x = randn(shape) * 1.5 + 0.3;
+    var g = randn(shape);
+    int c = (int)shape[1], k = 3, kc = k * c;
+    var mu = Enumerable.Range(0, kc).Select(i => (i / c - 1) * 1.0).ToArray();
+    var ll = Enumerable.Repeat(Math.Log(1.0 / k), kc).ToArray();
+    var vv = Enumerable.Repeat(0.8, kc).ToArray();
+    var m = MixtureKernel.Mixture.WithStatistics(k, c, mu, ll, vv, mu, vv, 1e-3, null, null);
+    var y = empty_like(x);
+    var gx = empty_like(x);
+    var zero = new double[kc];
+    var os = Fused.OutputSums(x, g, m);
+    var passes = new (string Name, Action Run)[]
+    {
+        ("stats", () => Fused.Stats(x, m)), ("output", () => Fused.Forward(x, y, m, false)),
+        ("output sums", () => Fused.OutputSums(x, g, m)), ("backward", () => Fused.Backward(x, g, gx, m, zero, zero, vv, 0, os)),
+        ("fixed backward", () => Fused.Backward(x, g, gx, m, null, null, null, 0)), ("max log p", () => Fused.MaxLogP(x, m)),
+    };
+    foreach (var (name, run) in passes)
+    {
+        var t = new Dictionary<bool, List<double>> { [true] = new(), [false] = new() };
+        for (int i = 0; i < 30; i++)
+            foreach (bool on in new[] { i % 2 == 0, i % 2 != 0 })
+            {
+                var sw = Stopwatch.StartNew();
+                run();
+                t[on].Add(sw.Elapsed.TotalMilliseconds);
+            }
+        Console.WriteLine($"{name,-15} B (on): best {t[true].Min():F2} median {Median(t[true]):F2}   A (off): best {t[false].Min():F2} median {Median(t[false]):F2}");
+    }
 }

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using static Uan.Kernels.KernelMath;
 using Mixture = Uan.Kernels.MixtureKernel.Mixture;
 
@@ -204,9 +205,9 @@ internal static unsafe class MixtureKernel<T, TV>
     {
         mx = Logits(xv, cst, k, F.P);
         sum = TV.Zero;
-        for (int j = 0; j < k; j++)
+        TV* end = cst + k * F.Size;
+        for (TV* cj = cst; cj < end; cj += F.Size)
         {
-            TV* cj = cst + j * F.Size;
             var pj = TV.ExpOfNonPositive(cj[F.P] - mx);
             cj[F.P] = pj;
             sum += pj;
@@ -221,15 +222,23 @@ internal static unsafe class MixtureKernel<T, TV>
         var d0 = xv - cst[F.Mu];
         var mx = TV.MultiplyAdd(cst[F.NegHiv] * d0, d0, cst[F.Cl]);
         cst[slot] = mx;
-        for (int j = 1; j < k; j++)
+        TV* end = cst + k * F.Size;
+        for (TV* cj = cst + F.Size; cj < end; cj += F.Size)
         {
-            TV* cj = cst + j * F.Size;
             var d = xv - cj[F.Mu];
             var lj = TV.MultiplyAdd(cj[F.NegHiv] * d, d, cj[F.Cl]);
             cj[slot] = lj;
             mx = TV.Max(mx, lj);
         }
         return mx;
+    }
+
+    /// <summary>Writes p_k · factor into each component's scratch (sc, sc + ChunkVectors, …).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Scaled(TV* cst, int k, TV* sc, TV factor)
+    {
+        TV* end = cst + k * F.Size;
+        for (TV* cj = cst; cj < end; cj += F.Size, sc += ChunkVectors) *sc = cj[F.P] * factor;
     }
 
     /// <summary>
@@ -307,46 +316,57 @@ internal static unsafe class MixtureKernel<T, TV>
             T* tm = stackalloc T[vn];
             T* to = stackalloc T[vn];
             int used = 0;
+            // Captured values as locals: the JIT keeps them in registers, where it would reload a closure's fields
+            // after every store through a pointer.
+            T* px = x, pg = g, po = output;
+            long len = s, stride = c * s, full = s - s % vn;
+            int kk = k;
             for (long row = n0; row < n1; row++)
             {
-                long off = (row * c + ch) * s;
-                for (long i = 0; i < s; i += vn)
+                long off = (row * c + ch) * len;
+                T* xr = px + off, gr = pg == null ? null : pg + off, outr = po == null ? null : po + off;
+                for (long i = 0; i < full; i += vn)
                 {
-                    TV xv, gv, mask;
-                    int rest = (int)Math.Min(vn, s - i);
-                    if (rest == vn)
+                    // The same position of the next row: its run starts on a new page, where the hardware
+                    // prefetcher would start cold.
+                    if (Sse.IsSupported)
                     {
-                        xv = TV.Load(x + off + i);
-                        gv = g != null ? TV.Load(g + off + i) : TV.Zero;
-                        mask = TV.One;
+                        Sse.Prefetch0(xr + stride + i);
+                        if (gr != null) Sse.Prefetch0(gr + stride + i);
                     }
-                    else
+                    var xv = TV.Load(xr + i);
+                    var gv = gr != null ? TV.Load(gr + i) : TV.Zero;
+                    var r = TPass.First(xv, gv, TV.One, cst, kk, sc + used, vs + used, glob, max);
+                    if (outr != null) TV.Store(outr + i, r);
+                    if (TPass.CompSums > 0) xs[used] = xv;
+                    if (++used == chunk)
                     {
-                        for (int j = 0; j < vn; j++)
-                        {
-                            bool inside = j < rest;
-                            tx[j] = inside ? x[off + i + j] : T.Zero;
-                            tg[j] = inside && g != null ? g[off + i + j] : T.Zero;
-                            tm[j] = inside ? T.One : T.Zero;
-                        }
-                        xv = TV.Load(tx);
-                        gv = TV.Load(tg);
-                        mask = TV.Load(tm);
+                        SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums);
+                        used = 0;
                     }
-                    var r = TPass.First(xv, gv, mask, cst, k, sc + used, vs + used, glob, max);
-                    if (output != null)
+                }
+                if (full < len)
+                {
+                    // The row's tail, on a padded copy with a 0/1 mask.
+                    int rest = (int)(len - full);
+                    for (int j = 0; j < vn; j++)
                     {
-                        if (rest == vn) TV.Store(output + off + i, r);
-                        else
-                        {
-                            TV.Store(to, r);
-                            for (int j = 0; j < rest; j++) output[off + i + j] = to[j];
-                        }
+                        bool inside = j < rest;
+                        tx[j] = inside ? xr[full + j] : T.Zero;
+                        tg[j] = inside && gr != null ? gr[full + j] : T.Zero;
+                        tm[j] = inside ? T.One : T.Zero;
+                    }
+                    var xv = TV.Load(tx);
+                    var r = TPass.First(xv, TV.Load(tg), TV.Load(tm), cst, kk, sc + used, vs + used, glob, max);
+                    if (outr != null)
+                    {
+                        TV.Store(to, r);
+                        for (int j = 0; j < rest; j++) outr[full + j] = to[j];
                     }
                     if (TPass.CompSums > 0) xs[used] = xv;
                     if (++used == chunk)
                     {
-                        SumChunk<TPass>(used, k, cst, sc, xs, vs, glob, sums);
+                        SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums);
                         used = 0;
                     }
                 }
@@ -433,9 +453,9 @@ internal static unsafe class MixtureKernel<T, TV>
     {
         var inv = Softmax(xv, TV.One, cst, k, out mx, out sum);
         var num = TV.Zero;
-        for (int j = 0; j < k; j++)
+        TV* end = cst + k * F.Size;
+        for (TV* cj = cst; cj < end; cj += F.Size)
         {
-            TV* cj = cst + j * F.Size;
             num = TV.MultiplyAdd(cj[F.P] * cj[F.Scale], xv - cj[F.Center], num);
         }
         return TV.MultiplyAdd(num * inv, cst[F.W], cst[F.B]);
@@ -467,9 +487,9 @@ internal static unsafe class MixtureKernel<T, TV>
     {
         var mx = Logits(xv, cst, k, F.H);
         var sum = TV.Zero;
-        for (int j = 0; j < k; j++)
+        TV* end = cst + k * F.Size;
+        for (TV* cj = cst; cj < end; cj += F.Size)
         {
-            TV* cj = cst + j * F.Size;
             var lp = cj[F.H] - mx;
             cj[F.H] = lp;
             var pj = TV.ExpOfNonPositive(lp);
@@ -515,7 +535,7 @@ internal static unsafe class MixtureKernel<T, TV>
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var inv = Softmax(xv, mask, cst, k, out _, out _);
-            for (int j = 0; j < k; j++) sc[j * ChunkVectors] = cst[j * F.Size + F.P] * inv;
+            Scaled(cst, k, sc, inv);
             return TV.Zero;
         }
 
@@ -536,7 +556,8 @@ internal static unsafe class MixtureKernel<T, TV>
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
             var mx = Logits(xv, cst, k, F.H);
-            for (int j = 0; j < k; j++) max[j] = TV.MaxWhere(mask, max[j], cst[j * F.Size + F.H] - mx);
+            TV* end = cst + k * F.Size;
+            for (TV* cj = cst; cj < end; cj += F.Size, max++) *max = TV.MaxWhere(mask, *max, cj[F.H] - mx);
             return TV.Zero;
         }
 
@@ -557,11 +578,8 @@ internal static unsafe class MixtureKernel<T, TV>
             // τ_k e^(−shift_k) = exp(log p_k − shift_k) / Σ p, ≤ 1 since shift_k is the batch maximum of log p_k;
             // but not in the padding lanes of a row's tail (x = 0, not part of that maximum), where the argument can
             // be large: the clamped exp keeps it finite, so the zero mask gives 0 rather than ∞ · 0.
-            for (int j = 0; j < k; j++)
-            {
-                TV* cj = cst + j * F.Size;
-                sc[j * ChunkVectors] = TV.Exp(cj[F.H] - cj[F.Alpha]) * inv;
-            }
+            TV* end = cst + k * F.Size;
+            for (TV* cj = cst; cj < end; cj += F.Size, sc += ChunkVectors) *sc = TV.Exp(cj[F.H] - cj[F.Alpha]) * inv;
             return TV.Zero;
         }
 
@@ -593,7 +611,7 @@ internal static unsafe class MixtureKernel<T, TV>
     static void EmFirst(TV xv, TV mask, TV* cst, int k, TV* sc, TV* glob, bool withLogZ)
     {
         var inv = Softmax(xv, mask, cst, k, out var mx, out var sum);
-        for (int j = 0; j < k; j++) sc[j * ChunkVectors] = cst[j * F.Size + F.P] * inv;
+        Scaled(cst, k, sc, inv);
         if (withLogZ) glob[0] += (mx + TV.Log(sum)) * mask;
         var dx = (xv - cst[F.Ref]) * mask;
         glob[1] += dx;
@@ -662,7 +680,7 @@ internal static unsafe class MixtureKernel<T, TV>
         {
             var inv = Softmax(xv, mask, cst, k, out _, out _);
             var gy = gv * cst[F.W] * inv;
-            for (int j = 0; j < k; j++) sc[j * ChunkVectors] = gy * cst[j * F.Size + F.P];
+            Scaled(cst, k, sc, gy);
             return TV.Zero;
         }
 
@@ -743,9 +761,9 @@ internal static unsafe class MixtureKernel<T, TV>
         {
             var inv = Softmax(xv, mask, cst, k, out _, out _);
             var num = TV.Zero;
-            for (int j = 0; j < k; j++)
+            TV* end = cst + k * F.Size;
+            for (TV* cj = cst; cj < end; cj += F.Size)
             {
-                TV* cj = cst + j * F.Size;
                 var h = cj[F.Scale] * (xv - cj[F.Center]);
                 cj[F.H] = h;
                 num = TV.MultiplyAdd(cj[F.P], h, num);
@@ -756,16 +774,15 @@ internal static unsafe class MixtureKernel<T, TV>
             glob[1] = TV.MultiplyAdd(gv, y, glob[1]);
             var gz = cst[F.Gz];
             var gx = TV.Zero;
-            for (int j = 0; j < k; j++)
+            for (TV* cj = cst; cj < end; cj += F.Size, sc += 2 * ChunkVectors)
             {
-                TV* cj = cst + j * F.Size;
                 var tau = cj[F.P] * inv;
                 var gt = gy * tau;
                 var e = TV.MultiplyAdd(gt, cj[F.H] - y, tau * gz);
                 gx = TV.MultiplyAdd(gt, cj[F.Scale], gx);
                 gx = TV.MultiplyAdd(cj[F.NegIv] * e, xv - cj[F.Mu], gx);
-                sc[2 * j * ChunkVectors] = tau;
-                sc[(2 * j + 1) * ChunkVectors] = e;
+                sc[0] = tau;
+                sc[ChunkVectors] = e;
             }
             vs[0] = gy;
             return gx;
@@ -794,9 +811,9 @@ internal static unsafe class MixtureKernel<T, TV>
             var gy = gv * cst[F.W];
             var y = TV.Zero;
             var sbar = TV.Zero;
-            for (int j = 0; j < k; j++)
+            TV* end = cst + k * F.Size;
+            for (TV* cj = cst; cj < end; cj += F.Size)
             {
-                TV* cj = cst + j * F.Size;
                 var tau = cj[F.P] * inv;
                 cj[F.P] = tau;
                 var c = xv - cj[F.Center];
@@ -812,9 +829,8 @@ internal static unsafe class MixtureKernel<T, TV>
             glob[1] = TV.MultiplyAdd(gv, y, glob[1]);
             var gx = TV.Zero;
             var shift = cst[F.Gz] - sbar;
-            for (int j = 0; j < k; j++)
+            for (TV* cj = cst; cj < end; cj += F.Size, sc += ChunkVectors)
             {
-                TV* cj = cst + j * F.Size;
                 var tau = cj[F.P];
                 var c = xv - cj[F.Center];
                 var e = tau * (cj[F.H] + shift);
@@ -822,7 +838,7 @@ internal static unsafe class MixtureKernel<T, TV>
                 var inner = TV.MultiplyAdd(cj[F.TwoBeta], c, TV.MultiplyAdd(gy, cj[F.Scale], cj[F.Alpha]));
                 gx = TV.MultiplyAdd(tau, inner, gx);
                 gx = TV.MultiplyAdd(cj[F.NegIv] * e, xv - cj[F.Mu], gx);
-                sc[j * ChunkVectors] = e;
+                *sc = e;
             }
             return gx;
         }

@@ -156,10 +156,10 @@ internal static unsafe class MixtureKernel<T, TV>
     static class F
     {
         // Per component: μ, log λ − ½ log σ², −1/(2σ²), −1/σ², centre, scale, the batch-backward α, β, 2β, −v;
-        // scratch.
+        // scratch: p (or ℓ), h (or log p, or T), d = x − μ.
         public const int W = -1, B = -2, Gz = -3, Ref = -4, Globals = 4;
         public const int Mu = 0, Cl = 1, NegHiv = 2, NegIv = 3, Center = 4, Scale = 5, Alpha = 6, Beta = 7,
-            TwoBeta = 8, NegV = 9, P = 10, H = 11, Size = 12;
+            TwoBeta = 8, NegV = 9, P = 10, H = 11, D = 12, Size = 13;
     }
 
     /// <summary>Vectors a channel block needs for K components (globals included).</summary>
@@ -201,9 +201,9 @@ internal static unsafe class MixtureKernel<T, TV>
     /// and padding lanes, mask 0, get τ = 0 and add nothing anywhere). mx and sum are max ℓ and Σ p.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Softmax(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum)
+    static TV Softmax(TV xv, TV mask, TV* cst, int k, out TV mx, out TV sum, bool keepD = false)
     {
-        mx = Logits(xv, cst, k, F.P);
+        mx = Logits(xv, cst, k, F.P, keepD);
         sum = TV.Zero;
         TV* end = cst + k * F.Size;
         for (TV* cj = cst; cj < end; cj += F.Size)
@@ -215,19 +215,24 @@ internal static unsafe class MixtureKernel<T, TV>
         return mask / sum;
     }
 
-    /// <summary>Writes ℓ_k = log λ_k − ½ log σ²_k − (x − μ_k)²/(2σ²_k) into each component's slot; returns max ℓ.</summary>
+    /// <summary>
+    /// Writes ℓ_k = log λ_k − ½ log σ²_k − (x − μ_k)²/(2σ²_k) into each component's slot (and, with
+    /// <paramref name="keepD"/>, d_k = x − μ_k into its D slot, for the backward passes); returns max ℓ.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Logits(TV xv, TV* cst, int k, int slot)
+    static TV Logits(TV xv, TV* cst, int k, int slot, bool keepD = false)
     {
         var d0 = xv - cst[F.Mu];
         var mx = TV.MultiplyAdd(cst[F.NegHiv] * d0, d0, cst[F.Cl]);
         cst[slot] = mx;
+        if (keepD) cst[F.D] = d0;
         TV* end = cst + k * F.Size;
         for (TV* cj = cst + F.Size; cj < end; cj += F.Size)
         {
             var d = xv - cj[F.Mu];
             var lj = TV.MultiplyAdd(cj[F.NegHiv] * d, d, cj[F.Cl]);
             cj[slot] = lj;
+            if (keepD) cj[F.D] = d;
             mx = TV.Max(mx, lj);
         }
         return mx;
@@ -759,7 +764,7 @@ internal static unsafe class MixtureKernel<T, TV>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
-            var inv = Softmax(xv, mask, cst, k, out _, out _);
+            var inv = Softmax(xv, mask, cst, k, out _, out _, true);
             var num = TV.Zero;
             TV* end = cst + k * F.Size;
             for (TV* cj = cst; cj < end; cj += F.Size)
@@ -780,7 +785,7 @@ internal static unsafe class MixtureKernel<T, TV>
                 var gt = gy * tau;
                 var e = TV.MultiplyAdd(gt, cj[F.H] - y, tau * gz);
                 gx = TV.MultiplyAdd(gt, cj[F.Scale], gx);
-                gx = TV.MultiplyAdd(cj[F.NegIv] * e, xv - cj[F.Mu], gx);
+                gx = TV.MultiplyAdd(cj[F.NegIv] * e, cj[F.D], gx);
                 sc[0] = tau;
                 sc[ChunkVectors] = e;
             }
@@ -807,10 +812,11 @@ internal static unsafe class MixtureKernel<T, TV>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max)
         {
-            var inv = Softmax(xv, mask, cst, k, out _, out _);
+            var inv = Softmax(xv, mask, cst, k, out _, out _, true);
             var gy = gv * cst[F.W];
             var y = TV.Zero;
             var sbar = TV.Zero;
+            var gx = TV.Zero;
             TV* end = cst + k * F.Size;
             for (TV* cj = cst; cj < end; cj += F.Size)
             {
@@ -824,20 +830,17 @@ internal static unsafe class MixtureKernel<T, TV>
                     TV.MultiplyAdd(cj[F.Alpha], c, gy * h));
                 cj[F.H] = t;
                 sbar = TV.MultiplyAdd(tau, t, sbar);
+                // dL/dx's first part, τ (gy r + α + 2β c).
+                gx = TV.MultiplyAdd(tau, TV.MultiplyAdd(cj[F.TwoBeta], c, TV.MultiplyAdd(gy, cj[F.Scale], cj[F.Alpha])), gx);
             }
             glob[0] += gv;
             glob[1] = TV.MultiplyAdd(gv, y, glob[1]);
-            var gx = TV.Zero;
             var shift = cst[F.Gz] - sbar;
             for (TV* cj = cst; cj < end; cj += F.Size, sc += ChunkVectors)
             {
-                var tau = cj[F.P];
-                var c = xv - cj[F.Center];
-                var e = tau * (cj[F.H] + shift);
-                // τ (gy r + α + 2β c) − e d / σ²
-                var inner = TV.MultiplyAdd(cj[F.TwoBeta], c, TV.MultiplyAdd(gy, cj[F.Scale], cj[F.Alpha]));
-                gx = TV.MultiplyAdd(tau, inner, gx);
-                gx = TV.MultiplyAdd(cj[F.NegIv] * e, xv - cj[F.Mu], gx);
+                // And its second, − e d / σ².
+                var e = cj[F.P] * (cj[F.H] + shift);
+                gx = TV.MultiplyAdd(cj[F.NegIv] * e, cj[F.D], gx);
                 *sc = e;
             }
             return gx;

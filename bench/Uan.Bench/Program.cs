@@ -21,6 +21,11 @@ if (args.Length > 0 && args[0] == "ab")
     AB(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
     return;
 }
+if (args.Length > 0 && args[0] == "overhead")
+{
+    Overhead(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 512, 256 });
+    return;
+}
 if (args.Length > 0 && args[0] == "rows")
 {
     RowsLayout(args.Length > 1 ? int.Parse(args[1]) : 21,
@@ -403,4 +408,39 @@ static void AB(long[] shape)
             }
         Console.WriteLine($"{name,-15} B (on): best {t[true].Min():F2} median {Median(t[true]):F2}   A (off): best {t[false].Min():F2} median {Median(t[false]):F2}");
     }
+}
+
+// Where a small input's time goes: the fixed costs around the kernels (best of 200 calls, microseconds).
+static void Overhead(long[] shape)
+{
+    using var scope = NewDisposeScope();
+    var x = randn(shape);
+    long c = shape[1];
+    using var paper = new UnsupervisedAdaptiveNorm(c, new UanOptions { Components = 3, Mode = UanMode.Paper });
+    paper.train();
+    double Us(Action a)
+    {
+        double best = double.MaxValue;
+        for (int i = 0; i < 200; i++)
+        {
+            using var s = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            a();
+            best = Math.Min(best, sw.Elapsed.TotalMilliseconds * 1000);
+        }
+        return best;
+    }
+    var mu = randn(3, c);
+    var xg = x.detach().requires_grad_(true);
+    Console.WriteLine($"Paper forward (grad) {Us(() => paper.forward(xg)):F0} us; no grad {Us(() => { using var ng = no_grad(); paper.forward(x); }):F0} us");
+    Console.WriteLine($"ChannelRows.To {Us(() => ChannelRows.To(x)):F0} us; Values(mu) {Us(() => KernelMath.Values(mu)):F0} us; empty_like {Us(() => empty_like(x)):F0} us");
+    var xr = ChannelRows.To(x);
+    var ll = full(3, c, Math.Log(1.0 / 3));
+    var vv = ones(3, c);
+    var w = ones(c);
+    var bb = zeros(c);
+    var mm = MixtureKernel.Mixture.Paper(3, c, KernelMath.Values(mu)!, KernelMath.Values(ll)!, KernelMath.Values(vv)!, null, null);
+    var yr = empty_like(xr);
+    Console.WriteLine($"Fused.Paper on rows {Us(() => Fused.Paper(xr, mu, ll, vv, w, bb, false)):F0} us; kernel alone {Us(() => Fused.Forward(xr, yr, mm, false)):F0} us; rows -> x {Us(() => ChannelRows.From(xr, x.shape)):F0} us");
+    Console.WriteLine($"Parallel.For(256, empty) {Us(() => Parallel.For(0, 256, _ => { })):F0} us; softplus [3,C] {Us(() => nn.functional.softplus(mu)):F0} us; mu * 1 {Us(() => { var t = mu * 1; }):F0} us");
 }

@@ -48,30 +48,25 @@ internal unsafe interface ISimd<TV, T> : IAdditionOperators<TV, TV, TV>, ISubtra
 /// <summary>Which vector width the kernels run at.</summary>
 internal static class Simd
 {
+    static readonly ScopedSwitch WideSwitch = new(Vector512.IsHardwareAccelerated);
+
     /// <summary>
     /// True: <see cref="Vector512{T}"/>; false: <see cref="Vector{T}"/>. Defaults to 512 bits wherever the hardware
     /// accelerates them (AVX-512), since the kernels are compute bound; tests and the benchmark switch it with
     /// <see cref="Use"/> to check and compare both widths.
     /// </summary>
-    internal static bool Wide { get; private set; } = Vector512.IsHardwareAccelerated;
+    internal static bool Wide => WideSwitch.Value;
 
     /// <summary>Lanes per vector for the element type (float or double) at the width in use.</summary>
     public static int Lanes(bool float64) => float64
         ? (Wide ? Vector512<double>.Count : Vector<double>.Count)
         : (Wide ? Vector512<float>.Count : Vector<float>.Count);
 
-    /// <summary>Sets the width until the returned scope is disposed (tests and benchmarks; not thread safe).</summary>
-    internal static IDisposable Use(bool wide)
-    {
-        bool previous = Wide;
-        Wide = wide;
-        return new Restore(() => Wide = previous);
-    }
-
-    sealed class Restore(Action undo) : IDisposable
-    {
-        public void Dispose() => undo();
-    }
+    /// <summary>
+    /// Sets the width for the current thread / async flow until the returned scope is disposed (tests and
+    /// benchmarks; concurrent code keeps its own).
+    /// </summary>
+    internal static IDisposable Use(bool wide) => WideSwitch.Use(wide);
 }
 
 /// <summary><see cref="Vector{T}"/> as an <see cref="ISimd{TV, T}"/>.</summary>

@@ -11,40 +11,27 @@ namespace Uan.Kernels;
 /// </summary>
 public static class UanKernels
 {
-    static readonly AsyncLocal<bool?> Override = new();
+    static readonly ScopedSwitch Switch = new(true);
 
     /// <summary>
     /// Process-wide default: true (the fused kernels are used where eligible). <see cref="Use"/> overrides it for
     /// the current thread / async flow.
     /// </summary>
-    public static bool Enabled { get; set; } = true;
+    public static bool Enabled
+    {
+        get => Switch.Default;
+        set => Switch.Default = value;
+    }
 
     /// <summary>Whether the fused kernels are on for the current async flow (override, else <see cref="Enabled"/>).</summary>
-    public static bool IsEnabled => Override.Value ?? Enabled;
+    public static bool IsEnabled => Switch.Value;
 
     /// <summary>
     /// Turns the fused kernels on or off for the current async flow until the returned scope is disposed.
     /// Unlike setting <see cref="Enabled"/>, this does not leak into code running concurrently (parallel tests,
     /// benchmarks that compare both paths).
     /// </summary>
-    public static IDisposable Use(bool enabled)
-    {
-        var previous = Override.Value;
-        Override.Value = enabled;
-        return new Restore(previous);
-    }
-
-    sealed class Restore(bool? previous) : IDisposable
-    {
-        bool _done;
-
-        public void Dispose()
-        {
-            if (_done) return;
-            _done = true;
-            Override.Value = previous;
-        }
-    }
+    public static IDisposable Use(bool enabled) => Switch.Use(enabled);
 
     /// <summary>
     /// True when the fused path is on and can take x (contiguous CPU float32 / float64, rank ≥ 2, non-empty) with

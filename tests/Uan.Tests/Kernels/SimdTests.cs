@@ -187,4 +187,38 @@ public class SimdTests
                     $"{(wide ? "Vector512" : "Vector<T>")} [{i}]: {actual[i]:R} against {expected[i]:R}");
         }
     }
+
+    [Fact]
+    public async Task WidthAndKernelOverrides_HoldInTheirOwnFlow_AndDoNotLeakIntoConcurrentFlows()
+    {
+        bool defaultWide = Simd.Wide, defaultFused = UanKernels.IsEnabled;
+        using var entered = new SemaphoreSlim(0);
+        using var release = new SemaphoreSlim(0);
+        var inside = Task.Run(async () =>
+        {
+            using var width = Simd.Use(!defaultWide);
+            using var fused = UanKernels.Use(!defaultFused);
+            entered.Release();
+            await release.WaitAsync();
+            // Still overridden after an await (the flow carries it), whatever thread resumed it.
+            return (Simd.Wide, UanKernels.IsEnabled);
+        });
+        await entered.WaitAsync();
+        // A concurrent flow sees the defaults while the other scope is open.
+        var outside = await Task.Run(() => (Simd.Wide, UanKernels.IsEnabled));
+        Assert.Equal((defaultWide, defaultFused), outside);
+        release.Release();
+        Assert.Equal((!defaultWide, !defaultFused), await inside);
+        Assert.Equal((defaultWide, defaultFused), (Simd.Wide, UanKernels.IsEnabled));
+
+        // Nested scopes restore the enclosing value, and disposing twice is harmless.
+        var outer = Simd.Use(false);
+        var inner = Simd.Use(true);
+        Assert.True(Simd.Wide);
+        inner.Dispose();
+        inner.Dispose();
+        Assert.False(Simd.Wide);
+        outer.Dispose();
+        Assert.Equal(defaultWide, Simd.Wide);
+    }
 }

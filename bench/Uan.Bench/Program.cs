@@ -442,5 +442,12 @@ static void Overhead(long[] shape)
     var mm = MixtureKernel.Mixture.Paper(3, c, KernelMath.Values(mu)!, KernelMath.Values(ll)!, KernelMath.Values(vv)!, null, null);
     var yr = empty_like(xr);
     Console.WriteLine($"Fused.Paper on rows {Us(() => Fused.Paper(xr, mu, ll, vv, w, bb, false)):F0} us; kernel alone {Us(() => Fused.Forward(xr, yr, mm, false)):F0} us; rows -> x {Us(() => ChannelRows.From(xr, x.shape)):F0} us");
+    var gg = randn(shape);
+    Console.WriteLine($"Paper fwd+bwd {Us(() => Step(paper, x, gg) ):F0} us; backward of a transpose-copy {Us(() => { var x0 = x.detach().requires_grad_(true); var t = ChannelRows.To(x0); var sw = Stopwatch.StartNew(); t.backward(new[] { ChannelRows.To(gg) }); }):F0} us");
+    foreach (var (name, l) in MixtureLayers(c))
+    {
+        l.train();
+        Console.WriteLine($"{name} fwd+bwd {Us(() => Step(l, x, gg)):F0} us, with channel rows {Us(() => { ChannelRows.Force = true; Step(l, x, gg); ChannelRows.Force = false; }):F0} us");
+    }
     Console.WriteLine($"Parallel.For(256, empty) {Us(() => Parallel.For(0, 256, _ => { })):F0} us; softplus [3,C] {Us(() => nn.functional.softplus(mu)):F0} us; mu * 1 {Us(() => { var t = mu * 1; }):F0} us");
 }

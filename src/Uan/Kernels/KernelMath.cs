@@ -26,6 +26,15 @@ internal static unsafe class KernelMath
         return (int)Math.Clamp(blocks, 1, batch);
     }
 
+    /// <summary>
+    /// True when an [N, C, S] input runs in the kernels' channel-lanes layout: no spatial extent (S = 1, as [N, C]
+    /// features), and channels that fill the vector lanes (a multiple of the width, or at least four vectors' worth,
+    /// so at most a quarter of the last group's lanes idle). Each vector then holds consecutive channels of one row,
+    /// read in place; otherwise a vector holds consecutive elements of one channel's run.
+    /// </summary>
+    public static bool ChannelLanes(long channels, long s, int lanes) =>
+        s == 1 && (channels % lanes == 0 || channels >= 4L * lanes);
+
     /// <summary>Runs body(channel, block, nStart, nEnd) over channels × blocks, in parallel when it pays.</summary>
     public static void Run(long channels, long batch, int blocks, long total, Action<int, int, long, long> body)
     {

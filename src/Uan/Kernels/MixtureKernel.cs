@@ -166,34 +166,60 @@ internal static unsafe class MixtureKernel<T, TV>
     static int BlockVectors(int k) => F.Globals + F.Size * k;
 
     /// <summary>
-    /// Fills a channel block (from <paramref name="block"/>, <see cref="BlockVectors"/> vectors) for channel ch and
-    /// returns the pointer to its component 0. Constants are formed in double and rounded to T once.
+    /// Fills a channel block (from <paramref name="block"/>, <see cref="BlockVectors"/> vectors) and returns the
+    /// pointer to its component 0. With <paramref name="lanes"/> = 1 every lane holds channel ch0's constants; with
+    /// lanes = the vector width, lane i holds channel ch0 + i's (the channel-lanes layout; lanes past the last
+    /// channel repeat its constants, and their zero mask keeps them out of every sum). Constants are formed in
+    /// double and rounded to T once.
     /// </summary>
-    static TV* Init(TV* block, Mixture m, long ch, double[]? alpha, double[]? beta, double[]? v, double gz,
-        double[]? reference)
+    static TV* Init(TV* block, Mixture m, long ch0, int lanes, double[]? alpha, double[]? beta, double[]? v,
+        double gz, double[]? reference)
     {
         TV* cst = block + F.Globals;
-        cst[F.W] = TV.Create(T.CreateTruncating(m.W?[ch] ?? 1.0));
-        cst[F.B] = TV.Create(T.CreateTruncating(m.B?[ch] ?? 0.0));
-        cst[F.Gz] = TV.Create(T.CreateTruncating(gz));
-        cst[F.Ref] = TV.Create(T.CreateTruncating(reference?[ch] ?? 0));
-        for (int j = 0; j < m.K; j++)
+        for (int i = 0; i < lanes; i++)
         {
-            long kc = j * m.C + ch;
-            double var = m.Var[kc];
-            TV* cj = cst + j * F.Size;
-            cj[F.Mu] = TV.Create(T.CreateTruncating(m.Mu[kc]));
-            cj[F.Cl] = TV.Create(T.CreateTruncating(m.LogLambda[kc] - 0.5 * Math.Log(var)));
-            cj[F.NegHiv] = TV.Create(T.CreateTruncating(-0.5 / var));
-            cj[F.NegIv] = TV.Create(T.CreateTruncating(-1 / var));
-            cj[F.Center] = TV.Create(T.CreateTruncating(m.Center[kc]));
-            cj[F.Scale] = TV.Create(T.CreateTruncating(m.Scale[kc]));
-            cj[F.Alpha] = TV.Create(T.CreateTruncating(alpha?[kc] ?? 0));
-            cj[F.Beta] = TV.Create(T.CreateTruncating(beta?[kc] ?? 0));
-            cj[F.TwoBeta] = TV.Create(T.CreateTruncating(2 * (beta?[kc] ?? 0)));
-            cj[F.NegV] = TV.Create(T.CreateTruncating(-(v?[kc] ?? 0)));
+            long ch = Math.Min(ch0 + i, m.C - 1);
+            Set(cst + F.W, i, m.W?[ch] ?? 1.0);
+            Set(cst + F.B, i, m.B?[ch] ?? 0.0);
+            Set(cst + F.Gz, i, gz);
+            Set(cst + F.Ref, i, reference?[ch] ?? 0);
+            for (int j = 0; j < m.K; j++)
+            {
+                long kc = j * m.C + ch;
+                double var = m.Var[kc];
+                TV* cj = cst + j * F.Size;
+                Set(cj + F.Mu, i, m.Mu[kc]);
+                Set(cj + F.Cl, i, m.LogLambda[kc] - 0.5 * Math.Log(var));
+                Set(cj + F.NegHiv, i, -0.5 / var);
+                Set(cj + F.NegIv, i, -1 / var);
+                Set(cj + F.Center, i, m.Center[kc]);
+                Set(cj + F.Scale, i, m.Scale[kc]);
+                Set(cj + F.Alpha, i, alpha?[kc] ?? 0);
+                Set(cj + F.Beta, i, beta?[kc] ?? 0);
+                Set(cj + F.TwoBeta, i, 2 * (beta?[kc] ?? 0));
+                Set(cj + F.NegV, i, -(v?[kc] ?? 0));
+            }
         }
+        if (lanes == 1)
+            for (TV* p = block; p < block + BlockVectors(m.K); p++) *p = TV.Create(*(T*)p);
         return cst;
+    }
+
+    static void Set(TV* vector, int lane, double value) => ((T*)vector)[lane] = T.CreateTruncating(value);
+
+    /// <summary>
+    /// Adds a running sum to its double slot(s): with lanes = 1 the sum of all lanes to slot[0], else lane i to
+    /// slot[i] (the channel-lanes layout, one channel per lane).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Flush(double* slot, TV a, int lanes)
+    {
+        if (lanes == 1)
+        {
+            *slot += TV.Sum(a);
+            return;
+        }
+        TV.AddLanes(slot, a);
     }
 
     /// <summary>
@@ -274,14 +300,20 @@ internal static unsafe class MixtureKernel<T, TV>
         /// </summary>
         static abstract TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max);
 
-        /// <summary>Second step: component cj's sums over the chunk's first <paramref name="used"/> vectors.</summary>
-        static abstract void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums);
+        /// <summary>
+        /// Second step: component cj's sums over the chunk's first <paramref name="used"/> vectors, into slots
+        /// sums[q·lanes …] (see <see cref="Flush"/>).
+        /// </summary>
+        static abstract void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes);
     }
 
     /// <summary>
     /// Runs a pass over all rows: full vectors in place, the tail of each row through the same code on a padded
     /// copy with a 0/1 mask (padding lanes get τ = 0 and add nothing). Returns the per-channel slot sums [C, slots]
-    /// and (if asked) the lane maxima [C, K] the pass kept.
+    /// and (if asked) the lane maxima [C, K] the pass kept. Inputs without spatial extent ([N, C]) whose channels
+    /// fill the vector lanes (<see cref="KernelMath.ChannelLanes"/>) run in the channel-lanes layout instead: a
+    /// vector holds consecutive channels of one row, each lane with its channel's constants, and a work item walks
+    /// the rows of one group of channels.
     /// </summary>
     static (double[] Sums, double[]? Max) Sweep<TPass>(T* x, T* g, T* output, long n, long s, Mixture m,
         double[]? alpha, double[]? beta, double[]? v, double gz, bool withMax, double[]? reference = null)
@@ -290,29 +322,33 @@ internal static unsafe class MixtureKernel<T, TV>
         int k = m.K;
         long c = m.C;
         int slots = TPass.CompSums * k + TPass.GlobalSums;
-        int blocks = Blocks(c, n, n * c * s);
+        int vn = TV.Count;
+        bool channelLanes = ChannelLanes(c, s, vn);
+        int lanes = channelLanes ? vn : 1;
+        long groups = channelLanes ? (c + vn - 1) / vn : c;
+        int blocks = Blocks(groups, n, n * c * s);
         var partial = new double[c * blocks * slots];
         var partialMax = withMax ? new double[c * blocks * k] : null;
         // Straight to optimised code: at tier 0 the vector wrappers are calls, not instructions, and a layer's
         // kernels are called too few times (once per step) to be promoted before a short run has ended.
-        Run(c, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (ch, b, n0, n1) =>
+        Run(groups, n, blocks, n * c * s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (grp, b, n0, n1) =>
         {
             const int chunk = ChunkVectors;
-            int vn = TV.Count;
             int compScratch = TPass.CompScratch * k;
             int globals = Math.Max(TPass.GlobalSums, 1);
             byte* raw = stackalloc byte[
                 (BlockVectors(k) + (compScratch + 1 + TPass.VecScratch) * chunk + globals + k) * sizeof(TV) + 64];
             // All through local pointers, which the JIT keeps in registers.
+            long ch0 = channelLanes ? (long)grp * vn : grp;
             TV* block = Aligned(raw);
-            TV* cst = Init(block, m, ch, alpha, beta, v, gz, reference);
+            TV* cst = Init(block, m, ch0, lanes, alpha, beta, v, gz, reference);
             TV* sc = block + BlockVectors(k);
             TV* xs = sc + compScratch * chunk;
             TV* vs = xs + chunk;
             TV* glob = vs + TPass.VecScratch * chunk;
             TV* max = glob + globals;
-            double* sums = stackalloc double[Math.Max(slots, 1)];
-            for (int j = 0; j < slots; j++) sums[j] = 0;
+            double* sums = stackalloc double[Math.Max(slots * lanes, 1)];
+            for (int j = 0; j < slots * lanes; j++) sums[j] = 0;
             for (int j = 0; j < globals; j++) glob[j] = TV.Zero;
             var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
             for (int j = 0; j < k; j++) max[j] = lowest;
@@ -324,68 +360,124 @@ internal static unsafe class MixtureKernel<T, TV>
             // Captured values as locals: the JIT keeps them in registers, where it would reload a closure's fields
             // after every store through a pointer.
             T* px = x, pg = g, po = output;
-            long len = s, stride = c * s, full = s - s % vn;
             int kk = k;
-            for (long row = n0; row < n1; row++)
+            if (channelLanes)
             {
-                long off = (row * c + ch) * len;
-                T* xr = px + off, gr = pg == null ? null : pg + off, outr = po == null ? null : po + off;
-                for (long i = 0; i < full; i += vn)
+                // One vector per row: channels ch0 … ch0 + vn − 1 (fewer in the last group, through a masked copy).
+                int width = (int)Math.Min(vn, c - ch0);
+                for (long row = n0; row < n1; row++)
                 {
-                    // The same position of the next row: its run starts on a new page, where the hardware
-                    // prefetcher would start cold.
-                    if (Sse.IsSupported)
+                    long off = row * c + ch0;
+                    TV xv, gv, mask;
+                    if (width == vn)
                     {
-                        Sse.Prefetch0(xr + stride + i);
-                        if (gr != null) Sse.Prefetch0(gr + stride + i);
+                        xv = TV.Load(px + off);
+                        gv = pg != null ? TV.Load(pg + off) : TV.Zero;
+                        mask = TV.One;
                     }
-                    var xv = TV.Load(xr + i);
-                    var gv = gr != null ? TV.Load(gr + i) : TV.Zero;
-                    var r = TPass.First(xv, gv, TV.One, cst, kk, sc + used, vs + used, glob, max);
-                    if (outr != null) TV.Store(outr + i, r);
-                    if (TPass.CompSums > 0) xs[used] = xv;
-                    if (++used == chunk)
+                    else
                     {
-                        SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums);
-                        used = 0;
+                        for (int j = 0; j < vn; j++)
+                        {
+                            bool inside = j < width;
+                            tx[j] = inside ? px[off + j] : T.Zero;
+                            tg[j] = inside && pg != null ? pg[off + j] : T.Zero;
+                            tm[j] = inside ? T.One : T.Zero;
+                        }
+                        xv = TV.Load(tx);
+                        gv = TV.Load(tg);
+                        mask = TV.Load(tm);
                     }
-                }
-                if (full < len)
-                {
-                    // The row's tail, on a padded copy with a 0/1 mask.
-                    int rest = (int)(len - full);
-                    for (int j = 0; j < vn; j++)
+                    var r = TPass.First(xv, gv, mask, cst, kk, sc + used, vs + used, glob, max);
+                    if (po != null)
                     {
-                        bool inside = j < rest;
-                        tx[j] = inside ? xr[full + j] : T.Zero;
-                        tg[j] = inside && gr != null ? gr[full + j] : T.Zero;
-                        tm[j] = inside ? T.One : T.Zero;
-                    }
-                    var xv = TV.Load(tx);
-                    var r = TPass.First(xv, TV.Load(tg), TV.Load(tm), cst, kk, sc + used, vs + used, glob, max);
-                    if (outr != null)
-                    {
-                        TV.Store(to, r);
-                        for (int j = 0; j < rest; j++) outr[full + j] = to[j];
+                        if (width == vn) TV.Store(po + off, r);
+                        else
+                        {
+                            TV.Store(to, r);
+                            for (int j = 0; j < width; j++) po[off + j] = to[j];
+                        }
                     }
                     if (TPass.CompSums > 0) xs[used] = xv;
                     if (++used == chunk)
                     {
-                        SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums);
+                        SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums, lanes);
                         used = 0;
                     }
                 }
             }
-            if (used > 0) SumChunk<TPass>(used, k, cst, sc, xs, vs, glob, sums);
-            var dst = partial.AsSpan((int)((ch * blocks + b) * slots), slots);
-            for (int j = 0; j < slots; j++) dst[j] = sums[j];
-            if (partialMax is not null)
-                for (int j = 0; j < k; j++)
+            else
+            {
+                long ch = grp;
+                long len = s, stride = c * s, full = s - s % vn;
+                for (long row = n0; row < n1; row++)
                 {
-                    double mj = double.NegativeInfinity;
-                    for (int e = 0; e < vn; e++) mj = Math.Max(mj, TV.Lane(max[j], e));
-                    partialMax[(ch * blocks + b) * k + j] = mj;
+                    long off = (row * c + ch) * len;
+                    T* xr = px + off, gr = pg == null ? null : pg + off, outr = po == null ? null : po + off;
+                    for (long i = 0; i < full; i += vn)
+                    {
+                        // The same position of the next row: its run starts on a new page, where the hardware
+                        // prefetcher would start cold.
+                        if (Sse.IsSupported)
+                        {
+                            Sse.Prefetch0(xr + stride + i);
+                            if (gr != null) Sse.Prefetch0(gr + stride + i);
+                        }
+                        var xv = TV.Load(xr + i);
+                        var gv = gr != null ? TV.Load(gr + i) : TV.Zero;
+                        var r = TPass.First(xv, gv, TV.One, cst, kk, sc + used, vs + used, glob, max);
+                        if (outr != null) TV.Store(outr + i, r);
+                        if (TPass.CompSums > 0) xs[used] = xv;
+                        if (++used == chunk)
+                        {
+                            SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums, 1);
+                            used = 0;
+                        }
+                    }
+                    if (full < len)
+                    {
+                        // The row's tail, on a padded copy with a 0/1 mask.
+                        int rest = (int)(len - full);
+                        for (int j = 0; j < vn; j++)
+                        {
+                            bool inside = j < rest;
+                            tx[j] = inside ? xr[full + j] : T.Zero;
+                            tg[j] = inside && gr != null ? gr[full + j] : T.Zero;
+                            tm[j] = inside ? T.One : T.Zero;
+                        }
+                        var xv = TV.Load(tx);
+                        var r = TPass.First(xv, TV.Load(tg), TV.Load(tm), cst, kk, sc + used, vs + used, glob, max);
+                        if (outr != null)
+                        {
+                            TV.Store(to, r);
+                            for (int j = 0; j < rest; j++) outr[full + j] = to[j];
+                        }
+                        if (TPass.CompSums > 0) xs[used] = xv;
+                        if (++used == chunk)
+                        {
+                            SumChunk<TPass>(used, kk, cst, sc, xs, vs, glob, sums, 1);
+                            used = 0;
+                        }
+                    }
                 }
+            }
+            if (used > 0) SumChunk<TPass>(used, k, cst, sc, xs, vs, glob, sums, lanes);
+            // Per channel of the group: its slots (lane i in the channel-lanes layout) and its maxima.
+            for (int i = 0; i < lanes && ch0 + i < c; i++)
+            {
+                long ch = ch0 + i;
+                var dst = partial.AsSpan((int)((ch * blocks + b) * slots), slots);
+                for (int j = 0; j < slots; j++) dst[j] = sums[j * lanes + i];
+                if (partialMax is not null)
+                    for (int j = 0; j < k; j++)
+                    {
+                        double mj = double.NegativeInfinity;
+                        if (channelLanes) mj = TV.Lane(max[j], i);
+                        else
+                            for (int e = 0; e < vn; e++) mj = Math.Max(mj, TV.Lane(max[j], e));
+                        partialMax[(ch * blocks + b) * k + j] = mj;
+                    }
+            }
         });
 
         var total = new double[c * slots];
@@ -405,16 +497,16 @@ internal static unsafe class MixtureKernel<T, TV>
 
     /// <summary>The second step over a chunk, then the channel-wide running sums into their double slots.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void SumChunk<TPass>(int used, int k, TV* cst, TV* sc, TV* xs, TV* vs, TV* glob, double* sums)
-        where TPass : IPass
+    static void SumChunk<TPass>(int used, int k, TV* cst, TV* sc, TV* xs, TV* vs, TV* glob, double* sums,
+        int lanes) where TPass : IPass
     {
         if (TPass.CompSums > 0)
             for (int j = 0; j < k; j++)
                 TPass.Second(used, cst, cst + j * F.Size, sc + j * TPass.CompScratch * ChunkVectors, xs, vs,
-                    sums + j * TPass.CompSums);
+                    sums + j * TPass.CompSums * lanes, lanes);
         for (int q = 0; q < TPass.GlobalSums; q++)
         {
-            sums[k * TPass.CompSums + q] += TV.Sum(glob[q]);
+            Flush(sums + (k * TPass.CompSums + q) * lanes, glob[q], lanes);
             glob[q] = TV.Zero;
         }
     }
@@ -432,7 +524,7 @@ internal static unsafe class MixtureKernel<T, TV>
         public static TV First(TV xv, TV gv, TV mask, TV* cst, int k, TV* sc, TV* vs, TV* glob, TV* max) =>
             Output(xv, cst, k, out _, out _);
 
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) { }
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) { }
     }
 
     struct ForwardLogZPass : IPass
@@ -450,7 +542,7 @@ internal static unsafe class MixtureKernel<T, TV>
             return r;
         }
 
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) { }
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) { }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -509,7 +601,7 @@ internal static unsafe class MixtureKernel<T, TV>
     /// Σ w², with w the scratch weight and d = x − μ.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Moments(int used, TV* cj, TV* w, TV* xs, double* sums, bool squares)
+    static void Moments(int used, TV* cj, TV* w, TV* xs, double* sums, bool squares, int lanes)
     {
         TV mu = cj[F.Mu];
         TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero;
@@ -523,10 +615,10 @@ internal static unsafe class MixtureKernel<T, TV>
             a2 = TV.MultiplyAdd(wd, d, a2);
             if (squares) a3 = TV.MultiplyAdd(wi, wi, a3);
         }
-        sums[0] += TV.Sum(a0);
-        sums[1] += TV.Sum(a1);
-        sums[2] += TV.Sum(a2);
-        if (squares) sums[3] += TV.Sum(a3);
+        Flush(sums, a0, lanes);
+        Flush(sums + lanes, a1, lanes);
+        Flush(sums + 2 * lanes, a2, lanes);
+        if (squares) Flush(sums + 3 * lanes, a3, lanes);
     }
 
     struct StatsPass : IPass
@@ -545,8 +637,8 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            Moments(used, cj, sc, xs, sums, true);
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) =>
+            Moments(used, cj, sc, xs, sums, true, lanes);
     }
 
     /// <summary>Per component, the largest log p_k = ℓ_k − max_j ℓ_j over the batch: no exp, no sums.</summary>
@@ -566,7 +658,7 @@ internal static unsafe class MixtureKernel<T, TV>
             return TV.Zero;
         }
 
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) { }
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) { }
     }
 
     struct ShiftedStatsPass : IPass
@@ -589,8 +681,8 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            Moments(used, cj, sc, xs, sums, true);
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) =>
+            Moments(used, cj, sc, xs, sums, true, lanes);
     }
 
     /// <summary>The τ-weighted sums [C, 4K] (per channel, per k: Σ τ, Σ τ d, Σ τ d², Σ τ²; d = x − μ_k).</summary>
@@ -638,8 +730,8 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            Moments(used, cj, sc, xs, sums, false);
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) =>
+            Moments(used, cj, sc, xs, sums, false, lanes);
     }
 
     /// <summary><see cref="EmPass"/> without the log-likelihood (its slot stays 0): one log per element less.</summary>
@@ -658,8 +750,8 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            Moments(used, cj, sc, xs, sums, false);
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) =>
+            Moments(used, cj, sc, xs, sums, false, lanes);
     }
 
     /// <summary>
@@ -690,7 +782,7 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums)
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes)
         {
             TV center = cj[F.Center];
             TV a0 = TV.Zero, a1 = TV.Zero;
@@ -700,8 +792,8 @@ internal static unsafe class MixtureKernel<T, TV>
                 a0 += gt;
                 a1 = TV.MultiplyAdd(gt, xs[i] - center, a1);
             }
-            sums[0] += TV.Sum(a0);
-            sums[1] += TV.Sum(a1);
+            Flush(sums, a0, lanes);
+            Flush(sums + lanes, a1, lanes);
         }
     }
 
@@ -719,7 +811,7 @@ internal static unsafe class MixtureKernel<T, TV>
 
     /// <summary>Second step, D, B and E of component cj from e (and, with <paramref name="taus"/>, A and F too).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void BackwardSums(int used, TV* cj, TV* taus, TV* es, TV* gys, TV* xs, double* sums)
+    static void BackwardSums(int used, TV* cj, TV* taus, TV* es, TV* gys, TV* xs, double* sums, int lanes)
     {
         TV mu = cj[F.Mu], center = cj[F.Center];
         TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, a4 = TV.Zero;
@@ -741,13 +833,13 @@ internal static unsafe class MixtureKernel<T, TV>
         }
         if (taus != null)
         {
-            sums[0] += TV.Sum(a0);
-            sums[1] += TV.Sum(a1);
-            sums += 2;
+            Flush(sums, a0, lanes);
+            Flush(sums + lanes, a1, lanes);
+            sums += 2 * lanes;
         }
-        sums[0] += TV.Sum(a2);
-        sums[1] += TV.Sum(a3);
-        sums[2] += TV.Sum(a4);
+        Flush(sums, a2, lanes);
+        Flush(sums + lanes, a3, lanes);
+        Flush(sums + 2 * lanes, a4, lanes);
     }
 
     /// <summary>
@@ -794,8 +886,8 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            BackwardSums(used, cj, sc, sc + ChunkVectors, vs, xs, sums);
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) =>
+            BackwardSums(used, cj, sc, sc + ChunkVectors, vs, xs, sums, lanes);
     }
 
     /// <summary>
@@ -847,8 +939,8 @@ internal static unsafe class MixtureKernel<T, TV>
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums) =>
-            BackwardSums(used, cj, null, sc, null, xs, sums);
+        public static void Second(int used, TV* cst, TV* cj, TV* sc, TV* xs, TV* vs, double* sums, int lanes) =>
+            BackwardSums(used, cj, null, sc, null, xs, sums, lanes);
     }
 
     /// <summary>

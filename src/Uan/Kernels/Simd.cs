@@ -39,6 +39,9 @@ internal unsafe interface ISimd<TV, T> : IAdditionOperators<TV, TV, TV>, ISubtra
     /// <summary>Sum of the lanes, in double.</summary>
     static abstract double Sum(TV v);
 
+    /// <summary>dst[i] += lane i, in double, for every lane.</summary>
+    static abstract void AddLanes(double* dst, TV v);
+
     /// <summary>max(current, candidate) in the lanes where mask &gt; 0, current elsewhere.</summary>
     static abstract TV MaxWhere(TV mask, TV current, TV candidate);
 
@@ -136,6 +139,20 @@ internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static double Sum(NativeSimd<T> a) => double.CreateTruncating(Vector.Sum(a.v));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddLanes(double* dst, NativeSimd<T> a)
+    {
+        int half = Vector<double>.Count;
+        if (typeof(T) == typeof(float))
+        {
+            Vector.Widen(Vector.As<T, float>(a.v), out var low, out var high);
+            (Unsafe.ReadUnaligned<Vector<double>>(dst) + low).CopyTo(new Span<double>(dst, half));
+            (Unsafe.ReadUnaligned<Vector<double>>(dst + half) + high).CopyTo(new Span<double>(dst + half, half));
+            return;
+        }
+        (Unsafe.ReadUnaligned<Vector<double>>(dst) + Vector.As<T, double>(a.v)).CopyTo(new Span<double>(dst, half));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static NativeSimd<T> MaxWhere(NativeSimd<T> mask, NativeSimd<T> current, NativeSimd<T> candidate) =>
@@ -285,6 +302,19 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static double Sum(WideSimd<T> a) => double.CreateTruncating(Vector256.Sum(a.v.GetLower() + a.v.GetUpper()));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddLanes(double* dst, WideSimd<T> a)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            var f = a.v.As<T, float>();
+            (Vector512.Load(dst) + Vector512.WidenLower(f)).Store(dst);
+            (Vector512.Load(dst + 8) + Vector512.WidenUpper(f)).Store(dst + 8);
+            return;
+        }
+        (Vector512.Load(dst) + a.v.As<T, double>()).Store(dst);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static WideSimd<T> MaxWhere(WideSimd<T> mask, WideSimd<T> current, WideSimd<T> candidate) =>

@@ -109,6 +109,34 @@ public class FusedEmTests
         }
     }
 
+    [Theory]
+    [InlineData(70, 300, false)]    // [N, C] in the channel-lanes layout, a part-filled last group
+    [InlineData(64, 900, true)]     // whole groups, parallel
+    public void Step_OnChannelLanes_MatchesTensorOps(int c, int n, bool f64)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = f64 ? ScalarType.Float64 : ScalarType.Float32;
+        var x = Rows(c, n, dtype, c + n).transpose(0, 1).contiguous();   // [N, C]: read in place, across channels
+        var rows64 = MixtureEm.ToRows(x).to(float64);
+        GaussianMixture start;
+        using (UanKernels.Use(false)) start = MixtureEm.KMeansPlusPlus(MixtureEm.ToRows(x), 3, new Generator(4));
+        var start64 = new GaussianMixture(start.Weights.to(float64), start.Means.to(float64), start.Variances.to(float64));
+        (GaussianMixture Mixture, Tensor LogLikelihood) reference;
+        using (UanKernels.Use(false)) reference = MixtureEm.Step(rows64, start64);
+        double tol = f64 ? 1e-10 : 1e-5;
+        foreach (bool wide in new[] { false, true })
+        {
+            using var width = Simd.Use(wide);
+            Assert.True(KernelMath.ChannelLanes(c, 1, Simd.Lanes(f64)));
+            var (fused, logLik) = FusedEm.Step(x, start);
+            string at = wide ? "Vector512" : "Vector<T>";
+            Same(reference.LogLikelihood, logLik, tol, $"{at} log-likelihood");
+            Same(reference.Mixture.Weights, fused.Weights, tol, $"{at} weights");
+            Same(reference.Mixture.Means, fused.Means, tol, $"{at} means");
+            Same(reference.Mixture.Variances, fused.Variances, tol, $"{at} variances");
+        }
+    }
+
     [Fact]
     public void Step_DeadComponentKeepsItsValues()
     {

@@ -24,6 +24,10 @@ public class KernelTests
         new long[] { 2, 3, 2, 5, 7 },    // 5-D
         new long[] { 9, 17 },
         new long[] { 16, 3, 33, 31 },    // large enough for the parallel split over channels × batch blocks
+        // The channel-lanes layout ([N, C] read in place, a vector across channels) at every width and dtype:
+        new long[] { 11, 16 },           // whole groups of lanes
+        new long[] { 7, 70, 1, 1 },      // a part-filled last group (70 = 4·16 + 6 = 8·8 + 6 = 17·4 + 2)
+        new long[] { 600, 64 },          // parallel: groups × blocks of rows
     };
 
     public static IEnumerable<object[]> Cases()
@@ -178,7 +182,9 @@ public class KernelTests
     }
 
     [Theory]
-    [InlineData(new long[] { 512, 256 }, true)]          // [N, C]: runs of one element
+    [InlineData(new long[] { 512, 17 }, true)]           // [N, C]: runs of one element, too few channels for lanes
+    [InlineData(new long[] { 512, 256 }, false)]         // [N, C] with channels filling the lanes: read in place
+    [InlineData(new long[] { 64, 100, 1, 1 }, false)]    // at least four vectors of channels
     [InlineData(new long[] { 5, 3, 7 }, true)]           // 7 < one vector
     [InlineData(new long[] { 3, 3, 1, 1 }, true)]
     [InlineData(new long[] { 1, 256 }, false)]           // N = 1 is already one run per channel

@@ -151,14 +151,52 @@ public class SimdTests
     }
 
     [Fact]
-    public void MaxLogP_MatchesAPlainLoop_AtBothWidths()
+    public unsafe void AddLanes_AddsEachLaneToItsOwnDouble_AtBothWidthsAndTypes()
     {
-        // [N, C, S] with a tail (S = 37), K = 3 with one component far from the data in channel 1.
-        const int n = 5, c = 2, s = 37, k = 3;
+        var rng = new Random(5);
+        float[] f = Enumerable.Range(0, Vector512<float>.Count).Select(_ => (float)rng.NextDouble() - 0.3f).ToArray();
+        double[] d = Enumerable.Range(0, Vector512<double>.Count).Select(_ => rng.NextDouble() - 0.3).ToArray();
+        double[] Start(int n) => Enumerable.Range(0, n).Select(i => 100.0 + i).ToArray();
+        void Check(double[] start, double[] actual, IEnumerable<double> lanes, string what)
+        {
+            var expected = start.Zip(lanes, (a, b) => a + b).ToArray();
+            Assert.True(expected.SequenceEqual(actual), $"{what}: [{string.Join(", ", actual)}], expected [{string.Join(", ", expected)}]");
+        }
+        var buf = Start(f.Length);
+        fixed (double* p = buf) WideSimd<float>.AddLanes(p, new WideSimd<float>(Vector512.Create(f)));
+        Check(Start(f.Length), buf, f.Select(v => (double)v), "Vector512<float>");
+        buf = Start(d.Length);
+        fixed (double* p = buf) WideSimd<double>.AddLanes(p, new WideSimd<double>(Vector512.Create(d)));
+        Check(Start(d.Length), buf, d, "Vector512<double>");
+        var fn = f.Take(Vector<float>.Count).ToArray();
+        buf = Start(fn.Length);
+        fixed (double* p = buf) NativeSimd<float>.AddLanes(p, new NativeSimd<float>(new Vector<float>(fn)));
+        Check(Start(fn.Length), buf, fn.Select(v => (double)v), "Vector<float>");
+        var dn = d.Take(Vector<double>.Count).ToArray();
+        buf = Start(dn.Length);
+        fixed (double* p = buf) NativeSimd<double>.AddLanes(p, new NativeSimd<double>(new Vector<double>(dn)));
+        Check(Start(dn.Length), buf, dn, "Vector<double>");
+    }
+
+    [Theory]
+    [InlineData(5, 2, 37)]     // runs with a tail (S = 37)
+    [InlineData(9, 70, 1)]     // [N, C] in the channel-lanes layout, a part-filled last group
+    public void MaxLogP_MatchesAPlainLoop_AtBothWidths(int n, int c, int s)
+    {
+        // K = 3, with the third component far from the data (at 60) in every odd channel.
+        const int k = 3;
         var rng = new Random(11);
         var xs = Enumerable.Range(0, n * c * s).Select(_ => (float)(2 * rng.NextDouble() - 1)).ToArray();
-        double[] mu = { -1, -1, 0, 0, 1, 40 }, logLambda = { -1.2, -1.0, -1.1, -1.1, -1.0, -1.2 };
-        double[] var = { 0.5, 0.5, 1.0, 1.0, 0.7, 0.3 };
+        var mu = new double[k * c];
+        var logLambda = new double[k * c];
+        var var = new double[k * c];
+        for (int j = 0; j < k; j++)
+            for (int ch = 0; ch < c; ch++)
+            {
+                mu[j * c + ch] = j == 2 && ch % 2 == 1 ? 60 : j - 1 + 0.01 * ch;
+                logLambda[j * c + ch] = -1.0 - 0.1 * ((j + ch) % 3);
+                var[j * c + ch] = 0.3 + 0.2 * ((j * 7 + ch) % 4);
+            }
         var m = MixtureKernel.Mixture.Paper(k, c, mu, logLambda, var, null, null);
         var expected = new double[c * k];
         Array.Fill(expected, double.NegativeInfinity);

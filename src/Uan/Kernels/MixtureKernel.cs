@@ -15,8 +15,9 @@ namespace Uan.Kernels;
 /// component normalises with: Paper uses m = μ, r = λ^(−1/2) σ^(−1); the batch / running transforms use their
 /// component statistics, r = λ^(−1/2) (v + eps)^(−1/2). Nothing of size |x| is kept between passes: each pass
 /// recomputes τ from x (K exps per element), which costs less than writing and re-reading K·|x| values.
-/// Work is split over channels × batch blocks; every item sums into its own slot (double, flushed from vector
-/// lanes once per chunk of 32 vectors) and the slots are added afterwards, so no locks. The passes themselves are in
+/// Work is split over channels × batch blocks (for [N, C] inputs in the channel-lanes layout, groups of channels ×
+/// row blocks); every item sums into its own slots (double, flushed from vector lanes once per chunk of 32 vectors)
+/// and the slots are added afterwards in a fixed order, so no locks and the same result on every run. The passes themselves are in
 /// <see cref="MixtureKernel{T, TV}"/>, once per vector width; the entry points here pick the width in use
 /// (<see cref="Simd.Wide"/>).
 /// </summary>

@@ -4,7 +4,8 @@
 // Usage: dotnet run -c Release --project bench/Uan.Bench [-- reps referenceReps [shape...]] with shapes as NxCxHxW.
 // Other modes: profile SHAPE (best-of times: forward, backward, the kernels alone at both vector widths, each pass of
 // the batch transform), series SHAPE (every call's time, to see the spread: page-fault spikes, thread wake-ups),
-// soak (320 alternating BatchNorm / Paper / BatchStats calls: do they slow down over a long process?), rows, far.
+// soak (320 alternating BatchNorm / Paper / BatchStats calls: do they slow down over a long process?), rows, far,
+// overhead SHAPE (the fixed costs around the kernels, for small inputs: layouts, conversions, thread hand-off).
 using System.Diagnostics;
 using TorchSharp;
 using Uan;
@@ -14,11 +15,6 @@ using static TorchSharp.torch;
 if (args.Length > 0 && args[0] == "profile")
 {
     Profile(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 256, 128, 14, 14 });
-    return;
-}
-if (args.Length > 0 && args[0] == "ab")
-{
-    AB(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
     return;
 }
 if (args.Length > 0 && args[0] == "overhead")
@@ -374,42 +370,6 @@ static void Series(long[] shape)
     }));
 }
 
-// A / B of a kernel switch, the two settings interleaved call by call (the machine's speed drifts): best and median
-// of each pass at K = 3.
-static void AB(long[] shape)
-{
-    using var scope = NewDisposeScope();
-    var x = randn(shape) * 1.5 + 0.3;
-    var g = randn(shape);
-    int c = (int)shape[1], k = 3, kc = k * c;
-    var mu = Enumerable.Range(0, kc).Select(i => (i / c - 1) * 1.0).ToArray();
-    var ll = Enumerable.Repeat(Math.Log(1.0 / k), kc).ToArray();
-    var vv = Enumerable.Repeat(0.8, kc).ToArray();
-    var m = MixtureKernel.Mixture.WithStatistics(k, c, mu, ll, vv, mu, vv, 1e-3, null, null);
-    var y = empty_like(x);
-    var gx = empty_like(x);
-    var zero = new double[kc];
-    var os = Fused.OutputSums(x, g, m);
-    var passes = new (string Name, Action Run)[]
-    {
-        ("stats", () => Fused.Stats(x, m)), ("output", () => Fused.Forward(x, y, m, false)),
-        ("output sums", () => Fused.OutputSums(x, g, m)), ("backward", () => Fused.Backward(x, g, gx, m, zero, zero, vv, 0, os)),
-        ("fixed backward", () => Fused.Backward(x, g, gx, m, null, null, null, 0)), ("max log p", () => Fused.MaxLogP(x, m)),
-    };
-    foreach (var (name, run) in passes)
-    {
-        var t = new Dictionary<bool, List<double>> { [true] = new(), [false] = new() };
-        for (int i = 0; i < 30; i++)
-            foreach (bool on in new[] { i % 2 == 0, i % 2 != 0 })
-            {
-                var sw = Stopwatch.StartNew();
-                run();
-                t[on].Add(sw.Elapsed.TotalMilliseconds);
-            }
-        Console.WriteLine($"{name,-15} B (on): best {t[true].Min():F2} median {Median(t[true]):F2}   A (off): best {t[false].Min():F2} median {Median(t[false]):F2}");
-    }
-}
-
 // Where a small input's time goes: the fixed costs around the kernels (best of 200 calls, microseconds).
 static void Overhead(long[] shape)
 {
@@ -448,6 +408,16 @@ static void Overhead(long[] shape)
     {
         l.train();
         Console.WriteLine($"{name} fwd+bwd {Us(() => Step(l, x, gg)):F0} us, with channel rows {Us(() => { ChannelRows.Force = true; Step(l, x, gg); ChannelRows.Force = false; }):F0} us");
+    }
+    {
+        // The batch transform's forward with grad, against its two kernel passes alone.
+        var lv = full(3, c, Math.Log(1.0 / 3));
+        var mv = tensor(Enumerable.Range(0, 3 * (int)c).Select(i => (float)(i / c - 1)).ToArray()).view(3, c);
+        var vv2 = full(3, c, 0.8f);
+        var probe = new MixtureKernel.Mixture(3, c, KernelMath.Values(mv)!, KernelMath.Values(lv)!, KernelMath.Values(vv2)!, KernelMath.Values(mv)!, new double[3 * c], null, null);
+        var yy = empty_like(x);
+        var xq = x.detach().requires_grad_(true);
+        Console.WriteLine($"batch transform fwd (grad) {Us(() => UanFunctional.MixtureBatchTransform(xq, lv, mv, vv2, 1e-3)):F0} us; stats pass {Us(() => Fused.Stats(x, probe)):F0} us; output pass {Us(() => Fused.Forward(x, yy, probe, false)):F0} us");
     }
     Console.WriteLine($"Parallel.For(256, empty) {Us(() => Parallel.For(0, 256, _ => { })):F0} us; softplus [3,C] {Us(() => nn.functional.softplus(mu)):F0} us; mu * 1 {Us(() => { var t = mu * 1; }):F0} us");
 }

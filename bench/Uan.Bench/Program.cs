@@ -289,12 +289,16 @@ static void RowsLayout(int reps, long[][] shapes)
             for (int i = 0; i < reps; i++)
                 foreach (bool rows in new[] { i % 2 == 0, i % 2 != 0 })
                 {
+                    // Channel rows forced on, or off: the kernels then read the caller's layout in place (across
+                    // channels for [N, C] with enough channels, else along the short runs with masked tails).
                     ChannelRows.Enabled = rows;
+                    ChannelRows.Force = rows;
                     double tb = Step(bn, x, g), tu = Step(layer, x, g), tb2 = Step(bn, x, g);
                     t[rows].Add(tu);
                     r[rows].Add(tu / ((tb + tb2) / 2));
                 }
             ChannelRows.Enabled = true;
+            ChannelRows.Force = false;
             Console.WriteLine($"  {name,-12} caller layout {Median(t[false]),8:F2} ms ({Median(r[false]),7:F1}x)   " +
                               $"channel rows {Median(t[true]),8:F2} ms ({Median(r[true]),7:F1}x)   speed-up {Median(t[false]) / Median(t[true]):F2}");
         }

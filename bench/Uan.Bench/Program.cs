@@ -5,7 +5,8 @@
 // Other modes: profile SHAPE (best-of times: forward, backward, the kernels alone at both vector widths, each pass of
 // the batch transform), series SHAPE (every call's time, to see the spread: page-fault spikes, thread wake-ups),
 // soak (320 alternating BatchNorm / Paper / BatchStats calls: do they slow down over a long process?), rows, far,
-// overhead SHAPE (the fixed costs around the kernels, for small inputs: layouts, conversions, thread hand-off).
+// overhead SHAPE (the fixed costs around the kernels, for small inputs: layouts, conversions, thread hand-off),
+// unrolled SHAPE (the generic statistics pass against a hand-unrolled K = 3 one with everything in registers).
 using System.Diagnostics;
 using TorchSharp;
 using Uan;
@@ -20,6 +21,11 @@ if (args.Length > 0 && args[0] == "profile")
 if (args.Length > 0 && args[0] == "overhead")
 {
     Overhead(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 512, 256 });
+    return;
+}
+if (args.Length > 0 && args[0] == "unrolled")
+{
+    Unrolled.Run(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
     return;
 }
 if (args.Length > 0 && args[0] == "rows")

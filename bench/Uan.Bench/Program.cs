@@ -6,7 +6,9 @@
 // the batch transform), series SHAPE (every call's time, to see the spread: page-fault spikes, thread wake-ups),
 // soak (320 alternating BatchNorm / Paper / BatchStats calls: do they slow down over a long process?), rows, far,
 // overhead SHAPE (the fixed costs around the kernels, for small inputs: layouts, conversions, thread hand-off),
-// unrolled SHAPE (the generic statistics pass against a hand-unrolled K = 3 one with everything in registers).
+// unrolled SHAPE (the generic statistics pass against a hand-unrolled K = 3 one with everything in registers),
+// stress SECONDS (the ReferenceCompat tensor-op forward in a loop while another thread allocates: counts the rare
+// native failures caused by TorchSharp freeing implicitly converted Scalars from its finalizer, see the README).
 using System.Diagnostics;
 using TorchSharp;
 using Uan;
@@ -26,6 +28,28 @@ if (args.Length > 0 && args[0] == "overhead")
 if (args.Length > 0 && args[0] == "unrolled")
 {
     Unrolled.Run(args.Length > 1 ? args[1].Split('x').Select(long.Parse).ToArray() : new long[] { 64, 128, 32, 32 });
+    return;
+}
+if (args.Length > 0 && args[0] == "stress")
+{
+    // A thread that allocates all the time makes garbage collections, and so finalizer runs, frequent.
+    var stop = false;
+    var noise = new Thread(() => { var keep = new List<byte[]>(); while (!stop) { keep.Add(new byte[10000]); if (keep.Count > 1000) keep.Clear(); } });
+    noise.Start();
+    var swx = Stopwatch.StartNew();
+    int calls = 0, failures = 0;
+    while (swx.Elapsed.TotalSeconds < double.Parse(args[1]))
+    {
+        using var sc = NewDisposeScope();
+        var xx = randn(4, 3, 5, 5);
+        var mu = randn(2, 3);
+        var rho = randn(2, 3);
+        try { UanFunctional.ReferenceCompat(xx, mu, rho, 1e-3); }
+        catch (Exception e) { failures++; if (failures < 3) Console.WriteLine(e.Message.Split('\n')[0]); }
+        calls++;
+    }
+    stop = true;
+    Console.WriteLine($"{calls} calls, {failures} failures, GCs gen0 {GC.CollectionCount(0)}");
     return;
 }
 if (args.Length > 0 && args[0] == "rows")

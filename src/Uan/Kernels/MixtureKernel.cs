@@ -378,13 +378,7 @@ internal static unsafe class MixtureKernel<T, TV>
                     }
                     else
                     {
-                        for (int j = 0; j < vn; j++)
-                        {
-                            bool inside = j < width;
-                            tx[j] = inside ? px[off + j] : T.Zero;
-                            tg[j] = inside && pg != null ? pg[off + j] : T.Zero;
-                            tm[j] = inside ? T.One : T.Zero;
-                        }
+                        Pad(px + off, pg == null ? null : pg + off, width, tx, tg, tm);
                         xv = TV.Load(tx);
                         gv = TV.Load(tg);
                         mask = TV.Load(tm);
@@ -393,11 +387,7 @@ internal static unsafe class MixtureKernel<T, TV>
                     if (po != null)
                     {
                         if (width == vn) TV.Store(po + off, r);
-                        else
-                        {
-                            TV.Store(to, r);
-                            for (int j = 0; j < width; j++) po[off + j] = to[j];
-                        }
+                        else StorePart(po + off, r, width, to);
                     }
                     if (TPass.CompSums > 0) xs[used] = xv;
                     if (++used == chunk)
@@ -439,20 +429,10 @@ internal static unsafe class MixtureKernel<T, TV>
                     {
                         // The row's tail, on a padded copy with a 0/1 mask.
                         int rest = (int)(len - full);
-                        for (int j = 0; j < vn; j++)
-                        {
-                            bool inside = j < rest;
-                            tx[j] = inside ? xr[full + j] : T.Zero;
-                            tg[j] = inside && gr != null ? gr[full + j] : T.Zero;
-                            tm[j] = inside ? T.One : T.Zero;
-                        }
+                        Pad(xr + full, gr == null ? null : gr + full, rest, tx, tg, tm);
                         var xv = TV.Load(tx);
                         var r = TPass.First(xv, TV.Load(tg), TV.Load(tm), cst, kk, sc + used, vs + used, glob, max);
-                        if (outr != null)
-                        {
-                            TV.Store(to, r);
-                            for (int j = 0; j < rest; j++) outr[full + j] = to[j];
-                        }
+                        if (outr != null) StorePart(outr + full, r, rest, to);
                         if (TPass.CompSums > 0) xs[used] = xv;
                         if (++used == chunk)
                         {
@@ -494,6 +474,34 @@ internal static unsafe class MixtureKernel<T, TV>
                         totalMax[ch * k + j] = Math.Max(totalMax[ch * k + j], partialMax![(ch * blocks + b) * k + j]);
             }
         return (total, totalMax);
+    }
+
+    /// <summary>
+    /// A part-filled vector (a row's tail, or the last group of channel lanes): the first <paramref name="count"/>
+    /// values of x (and g, when not null) into the padded copies tx and tg, zeros after them, and the 0/1 mask into tm.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Pad(T* x, T* g, int count, T* tx, T* tg, T* tm)
+    {
+        for (int j = 0; j < TV.Count; j++)
+        {
+            bool inside = j < count;
+            tx[j] = inside ? x[j] : T.Zero;
+            tg[j] = inside && g != null ? g[j] : T.Zero;
+            tm[j] = inside ? T.One : T.Zero;
+        }
+    }
+
+    /// <summary>
+    /// Writes the first <paramref name="count"/> lanes of r to dst, through the scratch <paramref name="to"/>. (Both
+    /// helpers are inlined: as calls inside the sweep's row loop they made the JIT spill vectors around them, which
+    /// doubled the forward pass's time.)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StorePart(T* dst, TV r, int count, T* to)
+    {
+        TV.Store(to, r);
+        for (int j = 0; j < count; j++) dst[j] = to[j];
     }
 
     /// <summary>The second step over a chunk, then the channel-wide running sums into their double slots.</summary>

@@ -106,17 +106,17 @@ internal readonly unsafe struct NativeSimd<T>(Vector<T> v) : ISimd<NativeSimd<T>
     public static NativeSimd<T> Max(NativeSimd<T> a, NativeSimd<T> b) => new(Vector.MaxNative(a.v, b.v));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static NativeSimd<T> Exp(NativeSimd<T> a)
-    {
-        // typeof tests are JIT-time constants, so each instantiation keeps only its own branch.
-        if (typeof(T) == typeof(float)) return new(Vector.As<float, T>(ExpSingle(Vector.As<T, float>(a.v))));
-        return new(Vector.As<double, T>(Vector.Exp(Vector.As<T, double>(a.v))));
-    }
+    public static NativeSimd<T> Exp(NativeSimd<T> a) => Exp(a, true);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static NativeSimd<T> ExpOfNonPositive(NativeSimd<T> a)
+    public static NativeSimd<T> ExpOfNonPositive(NativeSimd<T> a) => Exp(a, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static NativeSimd<T> Exp(NativeSimd<T> a, bool clampAbove)
     {
-        if (typeof(T) == typeof(float)) return new(Vector.As<float, T>(ExpSingle(Vector.As<T, float>(a.v), false)));
+        // typeof tests are JIT-time constants, so each instantiation keeps only its own branch.
+        if (typeof(T) == typeof(float))
+            return new(Vector.As<float, T>(ExpSingle(Vector.As<T, float>(a.v), clampAbove)));
         return new(Vector.As<double, T>(Vector.Exp(Vector.As<T, double>(a.v))));
     }
 
@@ -234,16 +234,15 @@ internal readonly unsafe struct WideSimd<T>(Vector512<T> v) : ISimd<WideSimd<T>,
     public static WideSimd<T> Max(WideSimd<T> a, WideSimd<T> b) => new(Vector512.MaxNative(a.v, b.v));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static WideSimd<T> Exp(WideSimd<T> a)
-    {
-        if (typeof(T) == typeof(float)) return new(ExpSingle(a.v.As<T, float>()).As<float, T>());
-        return new(Vector512.Exp(a.v.As<T, double>()).As<double, T>());
-    }
+    public static WideSimd<T> Exp(WideSimd<T> a) => Exp(a, true);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static WideSimd<T> ExpOfNonPositive(WideSimd<T> a)
+    public static WideSimd<T> ExpOfNonPositive(WideSimd<T> a) => Exp(a, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static WideSimd<T> Exp(WideSimd<T> a, bool clampAbove)
     {
-        if (typeof(T) == typeof(float)) return new(ExpSingle(a.v.As<T, float>(), false).As<float, T>());
+        if (typeof(T) == typeof(float)) return new(ExpSingle(a.v.As<T, float>(), clampAbove).As<float, T>());
         return new(Vector512.Exp(a.v.As<T, double>()).As<double, T>());
     }
 

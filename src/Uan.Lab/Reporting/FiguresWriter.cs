@@ -244,7 +244,7 @@ public static class FiguresWriter
     {
         var inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
-        md.Append("# UAN figures\n\nRuns read from `").Append(dir).Append("`: ")
+        md.Append("# UAN figures\n\nRuns read from `").Append(RunCollection.DisplayPath(dir)).Append("`: ")
             .Append(runs.Count == 0 ? "none with snapshots or gradient probes" : string.Join(", ", runs.Select(r => $"`{r.Label}`")))
             .Append(".\n\n");
         if (tsne.Count > 0)

@@ -45,7 +45,7 @@ public static class ReportWriter
 
         var md = new StringBuilder();
         md.Append("# UAN comparison report\n\n");
-        md.Append("Runs read from `").Append(runs.Root).Append("`: ");
+        md.Append("Runs read from `").Append(RunCollection.DisplayPath(runs.Root)).Append("`: ");
         if (runs.Runs.Count > 0 || runs.AdaMatchRuns.Count == 0)
             md.Append(runs.Runs.Count).Append(" run(s) in ")
                 .Append(runs.Groups.Count).Append(" group(s). Accuracies in %, mean ± sample std over seeds (the mean ")

@@ -138,6 +138,19 @@ public sealed class RunCollection
 
     /// <summary>The folder that was searched (full path).</summary>
     public string Root { get; }
+
+    /// <summary>
+    /// <paramref name="path"/> as a committed report may show it: relative to the current folder when it lies under
+    /// it, else "…/" and its last component; never an absolute path of the machine the report was made on.
+    /// </summary>
+    public static string DisplayPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var relative = Path.GetRelativePath(Directory.GetCurrentDirectory(), full);
+        if (!Path.IsPathRooted(relative) && !relative.StartsWith("..", StringComparison.Ordinal))
+            return relative.Replace(Path.DirectorySeparatorChar, '/');
+        return "…/" + Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar));
+    }
     /// <summary>Classification runs read, ordered by folder.</summary>
     public IReadOnlyList<LoadedRun> Runs { get; }
     /// <summary>AdaMatch runs read, ordered by folder.</summary>
@@ -165,8 +178,9 @@ public sealed class RunCollection
     /// </summary>
     public static RunCollection Load(string root)
     {
-        var full = Path.GetFullPath(root);
+        var full = Path.GetFullPath(root).TrimEnd(Path.DirectorySeparatorChar);
         if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"runs folder not found: {full}");
+        string Shown(string path) => DisplayPath(full) + "/" + Path.GetRelativePath(full, path).Replace(Path.DirectorySeparatorChar, '/');
 
         var options = new EnumerationOptions
         {
@@ -186,7 +200,7 @@ public sealed class RunCollection
                 {
                     var adaMatch = AdaMatchResults.Load(file);
                     if (adaMatch.Config is null || adaMatch.Epochs is null)
-                        warnings.Add($"{file}: skipped, the AdaMatch file has no config or no epoch list");
+                        warnings.Add($"{Shown(file)}: skipped, the AdaMatch file has no config or no epoch list");
                     else
                         adaMatchRuns.Add(new LoadedAdaMatchRun(Path.GetDirectoryName(file)!, adaMatch));
                     continue;
@@ -194,7 +208,7 @@ public sealed class RunCollection
                 var results = RunResults.Load(file);
                 if (results.Config is null || results.Epochs is null)
                 {
-                    warnings.Add($"{file}: skipped, the file has no config or no epoch list");
+                    warnings.Add($"{Shown(file)}: skipped, the file has no config or no epoch list");
                     continue;
                 }
                 runs.Add(new LoadedRun(Path.GetDirectoryName(file)!, results));
@@ -202,7 +216,7 @@ public sealed class RunCollection
             // Anything a damaged or foreign file can throw; a report over many runs must survive one bad file.
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                warnings.Add($"{file}: skipped ({e.Message})");
+                warnings.Add($"{Shown(file)}: skipped ({e.Message.Replace(file, Shown(file))})");
             }
         }
 
@@ -210,7 +224,7 @@ public sealed class RunCollection
             .Concat(adaMatchRuns.Where(r => r.Results.Epochs.Count == 0).Select(r => (r.Directory, r.Results.Status)))
             .OrderBy(r => r.Directory, StringComparer.Ordinal);
         foreach (var (directory, status) in unfinished)
-            warnings.Add($"{directory}: no finished epoch yet (status {status})");
+            warnings.Add($"{Shown(directory)}: no finished epoch yet (status {status})");
         foreach (var dup in runs.GroupBy(r => (r.Key, r.Results.Config.Seed)).Where(g => g.Count() > 1))
             warnings.Add($"{dup.Key.Key}, seed {dup.Key.Seed}: {dup.Count()} runs ({string.Join(", ",
                 dup.Select(r => Path.GetRelativePath(full, r.Directory)))}); all are averaged as separate repeats");

@@ -216,6 +216,21 @@ public class RunCollectionTests
         var md = File.ReadAllText(summary.ComparisonPath);
         Assert.Contains("## Warnings", md);
         Assert.Contains(Path.Combine("broken", "deep", RunResults.FileName), md);
+        // A committed report names no absolute path of the machine it was made on (the temporary folder is not under
+        // the current one, so it is shown by its name).
+        Assert.DoesNotContain(tmp.Path, md);
+        Assert.Contains("Runs read from `…/" + Path.GetFileName(tmp.Path) + "`", md);
+        Assert.Contains("…/" + Path.GetFileName(tmp.Path) + "/broken/deep/" + RunResults.FileName, md);
+    }
+
+    [Fact]
+    public void DisplayPathIsRelativeUnderTheCurrentFolderAndNeverAbsolute()
+    {
+        var here = Directory.GetCurrentDirectory();
+        Assert.Equal("runs/grid", RunCollection.DisplayPath(Path.Combine(here, "runs", "grid")));
+        Assert.Equal("runs/grid", RunCollection.DisplayPath(Path.Combine("runs", "grid")));
+        var elsewhere = Path.Combine(Path.GetPathRoot(here)!, "elsewhere-" + Guid.NewGuid().ToString("N"), "a", "b");
+        Assert.Equal("…/b", RunCollection.DisplayPath(elsewhere));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Globalization;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -70,8 +71,11 @@ public static class TinyImageNetReader
                 lineNo++;
                 if (line.Trim().Length == 0) continue;
                 string[] parts = line.Split('\t');
-                if (parts.Length < 2 || parts[0].Trim().Length == 0)
-                    throw new DataFormatException(annotations, $"line {lineNo}: expected 'file<TAB>wnid<TAB>bbox', got '{line}'");
+                // Exactly six fields with an integer box: a lost line break or a damaged field must not merge or
+                // drop entries silently.
+                if (parts.Length != 6 || parts[0].Trim().Length == 0
+                    || !parts[2..].All(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+                    throw new DataFormatException(annotations, $"line {lineNo}: expected 'file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1<TAB>y1', got '{line}'");
                 string wnid = parts[1].Trim();
                 if (!classIndex.TryGetValue(wnid, out int k))
                     throw new DataFormatException(annotations, $"line {lineNo}: wnid '{wnid}' is not listed in wnids.txt");

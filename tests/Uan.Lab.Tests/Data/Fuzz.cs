@@ -24,7 +24,10 @@ public sealed class Fuzz
         Check($"{Path.GetFileName(path)}: {variant}", load, judgeAccepted, files.Length == 0 ? [path] : files);
     }
 
-    /// <summary>Loads and judges: refusal must be a DataFormatException naming one of <paramref name="files"/>.</summary>
+    /// <summary>
+    /// Loads and judges: refusal must be a DataFormatException naming one of <paramref name="files"/> (an entry
+    /// ending in a separator stands for anything under that folder).
+    /// </summary>
     public void Check(string variant, Func<ImageDataset> load, Func<ImageDataset, string?> judgeAccepted, IReadOnlyCollection<string> files)
     {
         try
@@ -37,7 +40,7 @@ public sealed class Fuzz
         catch (DataFormatException e)
         {
             Refused++;
-            if (!files.Contains(e.FilePath))
+            if (!files.Any(f => f == e.FilePath || (f.EndsWith(Path.DirectorySeparatorChar) && e.FilePath.StartsWith(f, StringComparison.Ordinal))))
                 _failures.Add($"{variant}: the error names '{e.FilePath}', not a file of the dataset ({e.Message})");
             else if (!e.Message.StartsWith(e.FilePath + ": ", StringComparison.Ordinal) || e.Problem.Trim().Length < 8)
                 _failures.Add($"{variant}: message does not start with the path and a problem: '{e.Message}'");

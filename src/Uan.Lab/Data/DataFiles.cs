@@ -101,7 +101,7 @@ internal static class DataFiles
         if (!input.AtEnd())
             throw new DataFormatException(path, $"inflates to more than {Array.MaxLength} bytes");
         input.VerifyTrailer();
-        return input.Buffer.AsSpan(0, input.Length).ToArray();
+        return input.Length == input.Buffer.Length ? input.Buffer : input.Buffer.AsSpan(0, input.Length).ToArray();
     }
 
     public static void WriteAllBytesMaybeGzip(string path, ReadOnlySpan<byte> data)

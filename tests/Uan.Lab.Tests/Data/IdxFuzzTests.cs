@@ -179,6 +179,26 @@ public class IdxFuzzTests
         }
     }
 
+    [Fact]
+    public void MultiMemberGzipReadsAndItsLastMemberIsChecked()
+    {
+        // gzip allows concatenated members (cat a.gz b.gz); the trailer check covers the last member's bytes only.
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        var (images, _) = Expected();
+        byte[] raw = IdxImages(N, H, W, Pixel);
+        byte[] twoMembers = [.. Gzip(raw[..10]), .. Gzip(raw[10..])];
+        string path = dir.File("images.gz");
+        File.WriteAllBytes(path, twoMembers);
+        Assert.True(IdxFormat.ReadImages(path).SameAs(images));
+        Assert.Equal(raw, DataFiles.ReadAllBytesMaybeGzip(path, "test"));
+
+        twoMembers[^6] ^= 0x01; // the last member's CRC-32
+        File.WriteAllBytes(path, twoMembers);
+        var e = Assert.Throws<DataFormatException>(() => IdxFormat.ReadImages(path));
+        Assert.Equal(path, e.FilePath);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -185,6 +185,7 @@ internal sealed class ContentReader : IDisposable
         }
     }
 
+    /// <summary>The file, for error messages.</summary>
     public string Path { get; }
 
     /// <summary>True when the file is gzip-compressed.</summary>

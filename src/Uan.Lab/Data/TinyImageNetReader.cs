@@ -65,6 +65,7 @@ public static class TinyImageNetReader
             string annotations = Path.Combine(dir, "val", "val_annotations.txt");
             string imagesDir = Path.Combine(dir, "val", "images");
             string inside = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + Path.DirectorySeparatorChar;
+            var listed = new Dictionary<string, int>(StringComparer.Ordinal);
             int lineNo = 0;
             foreach (string line in DataFiles.ReadLines(annotations, "Tiny ImageNet validation annotations"))
             {
@@ -79,7 +80,14 @@ public static class TinyImageNetReader
                 string wnid = parts[1].Trim();
                 if (!classIndex.TryGetValue(wnid, out int k))
                     throw new DataFormatException(annotations, $"line {lineNo}: wnid '{wnid}' is not listed in wnids.txt");
-                files.Add(InsideDataset(annotations, lineNo, imagesDir, parts[0].Trim(), inside));
+                string image = InsideDataset(annotations, lineNo, imagesDir, parts[0].Trim(), inside);
+                // Checked here, before the pixel tensor for all entries is allocated: each entry must be a distinct
+                // image that exists, so the allocation follows the images present, not the length of the list.
+                if (!listed.TryAdd(image, lineNo))
+                    throw new DataFormatException(annotations, $"line {lineNo}: image '{parts[0].Trim()}' is already listed on line {listed[image]}");
+                if (!Path.Exists(image))
+                    throw new DataFormatException(image, $"image file listed on line {lineNo} of {annotations} does not exist");
+                files.Add(image);
                 labels.Add(k);
             }
             // An empty validation split would let a run "finish" with NaN test metrics.

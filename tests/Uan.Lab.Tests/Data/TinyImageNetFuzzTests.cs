@@ -140,6 +140,23 @@ public class TinyImageNetFuzzTests
     }
 
     [Fact]
+    public void LongAnnotationListOfOneImageIsRefusedBeforeAllocatingPixels()
+    {
+        // 200,000 entries naming the same image: 2.4 GB of pixels if allocated from the list's length.
+        using var dir = new TempDir();
+        string root = MakeTree(dir);
+        string annotations = Path.Combine(root, "val", "val_annotations.txt");
+        File.WriteAllText(annotations, string.Concat(Enumerable.Repeat("val_0.JPEG\tn01641577\t0\t0\t62\t62\n", 200_000)));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<DataFormatException>(() => TinyImageNetReader.Load(root, train: false));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(annotations, e.FilePath);
+        Assert.Contains("line 2", e.Message);
+        Assert.Contains("already listed on line 1", e.Message);
+        Assert.True(allocated < 64 << 20, $"{allocated} bytes allocated");
+    }
+
+    [Fact]
     public void TruncatedJpegIsRefusedNamingTheFile()
     {
         // The old decoder path filled the missing rows with black and reported success.

@@ -206,6 +206,10 @@ public static class TinyImageNetReader
         var dup = wnids.GroupBy(w => w).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null)
             throw new DataFormatException(path, $"class id '{dup.Key}' is listed {dup.Count()} times");
+        // A class id names a folder under train/: one with a separator or "..", would lead elsewhere.
+        string? bad = wnids.FirstOrDefault(w => w is "." or ".." || w.IndexOfAny(['/', '\\', '\0']) >= 0);
+        if (bad is not null)
+            throw new DataFormatException(path, $"class id '{bad}' is not a plain folder name");
         return wnids;
     }
 

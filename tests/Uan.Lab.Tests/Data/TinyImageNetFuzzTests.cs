@@ -126,6 +126,23 @@ public class TinyImageNetFuzzTests
         Assert.Contains("outside the dataset folder", e.Message);
     }
 
+    [Theory]
+    [InlineData("../../elsewhere")]
+    [InlineData("..")]
+    [InlineData("n01/images")]
+    public void ClassIdsMustBePlainFolderNames(string wnid)
+    {
+        using var dir = new TempDir();
+        string root = MakeTree(dir);
+        // A class folder reachable through the bad id, so that only the name check can refuse it.
+        Jpeg(Path.Combine(root, "train", wnid, "images", "x.JPEG"), 0, 0);
+        string wnids = Path.Combine(root, "wnids.txt");
+        File.WriteAllLines(wnids, [.. Wnids, wnid]);
+        var e = Assert.Throws<DataFormatException>(() => TinyImageNetReader.Load(root, train: true));
+        Assert.Equal(wnids, e.FilePath);
+        Assert.Contains("not a plain folder name", e.Message);
+    }
+
     [Fact]
     public void AnnotationPathsInsideTheDatasetStillRead()
     {

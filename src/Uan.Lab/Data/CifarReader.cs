@@ -35,7 +35,7 @@ public static class CifarReader
         string dir = ResolveCifar10Directory(directory);
         var files = Cifar10FileNames(train).Select(f => Path.Combine(dir, f)).ToArray();
         string meta = Path.Combine(dir, "batches.meta.txt");
-        var names = File.Exists(meta) ? DataFiles.ReadNameList(meta) : Cifar10ClassNames;
+        var names = Path.Exists(meta) ? DataFiles.ReadNameList(meta, "CIFAR-10 class-name list") : Cifar10ClassNames;
         if (names.Count != 10)
             throw new DataFormatException(meta, $"{names.Count} class names, CIFAR-10 has 10");
         return LoadFiles(files, labelBytes: 1, labelIndex: 0, numClasses: 10, $"cifar10/{(train ? "train" : "test")}", names);
@@ -51,7 +51,7 @@ public static class CifarReader
         string dir = ResolveCifar100Directory(directory);
         int numClasses = coarseLabels ? 20 : 100;
         string namesFile = Path.Combine(dir, coarseLabels ? "coarse_label_names.txt" : "fine_label_names.txt");
-        IReadOnlyList<string>? names = File.Exists(namesFile) ? DataFiles.ReadNameList(namesFile) : null;
+        IReadOnlyList<string>? names = Path.Exists(namesFile) ? DataFiles.ReadNameList(namesFile, "CIFAR-100 class-name list") : null;
         if (names is not null && names.Count != numClasses)
             throw new DataFormatException(namesFile, $"{names.Count} class names, expected {numClasses}");
         string name = $"cifar100{(coarseLabels ? "-coarse" : "")}/{(train ? "train" : "test")}";
@@ -75,7 +75,7 @@ public static class CifarReader
         var labels = new List<Tensor>();
         foreach (string f in files)
         {
-            byte[] data = File.ReadAllBytes(f);
+            byte[] data = DataFiles.ReadAllBytes(f, $"{name} batch file");
             if (data.Length == 0)
                 throw new DataFormatException(f, "empty file");
             if (data.Length % record != 0)

@@ -1,8 +1,9 @@
 namespace Uan.Lab.Data;
 
 /// <summary>
-/// A data file exists but cannot be read as the format it claims to be: truncated, wrong magic number, sizes that
-/// disagree, values out of range. The message always starts with the file's path, then says what is wrong.
+/// A data file exists but cannot be read as the format it claims to be (truncated, wrong magic number, sizes that
+/// disagree, checksums that fail, values out of range), or cannot be read at all (permission denied, a folder where a
+/// file belongs or the reverse). The message always starts with the path, then says what is wrong.
 /// </summary>
 public sealed class DataFormatException : IOException
 {

@@ -25,6 +25,7 @@ public static class IdxFormat
     public static Tensor ReadImages(string path)
     {
         var (dims, data, offset) = Read(path, ImagesMagic, "IDX image file");
+        RequirePixels(path, dims);
         using var scope = NewDisposeScope();
         var t = FromBytes(data, offset, dims[0] * dims[1] * dims[2]).reshape(dims[0], 1, dims[1], dims[2]);
         return t.MoveToOuterDisposeScope();
@@ -34,6 +35,7 @@ public static class IdxFormat
     public static Tensor ReadColorImages(string path)
     {
         var (dims, data, offset) = Read(path, ColorImagesMagic, "IDX colour image file");
+        RequirePixels(path, dims);
         using var scope = NewDisposeScope();
         var t = FromBytes(data, offset, dims[0] * dims[1] * dims[2] * dims[3])
             .reshape(dims[0], dims[1], dims[2], dims[3]).permute(0, 3, 1, 2).contiguous();
@@ -103,15 +105,24 @@ public static class IdxFormat
     private static void Write(string path, int magic, long[] dims, Tensor data) =>
         DataFiles.WriteAllBytesMaybeGzip(path, Encode(magic, dims, data));
 
+    private static void RequirePixels(string path, long[] dims)
+    {
+        if (dims.Skip(1).Any(d => d == 0))
+            throw new DataFormatException(path, $"images of size {string.Join(" × ", dims.Skip(1))} hold no pixels");
+    }
+
     private static Tensor FromBytes(byte[] data, int offset, long count) =>
         count == 0 ? empty(0, ScalarType.Byte) : frombuffer(data, ScalarType.Byte, count, offset).clone();
 
     private static (long[] Dims, byte[] Data, int Offset) Read(string path, int expectedMagic, string what)
     {
-        byte[] data = DataFiles.ReadAllBytesMaybeGzip(path, what);
+        // Header first, body after: the body's size is checked against what the file can hold before any of it is
+        // read, and a gzip body is inflated only up to the size the header declares.
+        using var input = ContentReader.Open(path, what);
         int expectedDims = expectedMagic & 0xFF;
-        if (data.Length < 4)
-            throw new DataFormatException(path, $"truncated: {data.Length} bytes, too short for an IDX header");
+        if (input.Fill(4) < 4)
+            throw new DataFormatException(path, $"truncated: {input.Length} bytes, too short for an IDX header");
+        byte[] data = input.Buffer;
         int magic = BinaryPrimitives.ReadInt32BigEndian(data);
         if (magic != expectedMagic)
         {
@@ -125,24 +136,32 @@ public static class IdxFormat
             throw new DataFormatException(path, $"wrong magic number {magic} (0x{magic:X8}); an {what} has {expectedMagic} (0x{expectedMagic:X8}){hint}");
         }
         int header = 4 + 4 * expectedDims;
-        if (data.Length < header)
-            throw new DataFormatException(path, $"truncated: {data.Length} bytes, the IDX header needs {header}");
+        if (input.Fill(header) < header)
+            throw new DataFormatException(path, $"truncated: {input.Length} bytes, the IDX header needs {header}");
+        data = input.Buffer;
         var dims = new long[expectedDims];
-        long count = 1;
         for (int i = 0; i < expectedDims; i++)
         {
             int d = BinaryPrimitives.ReadInt32BigEndian(data.AsSpan(4 + 4 * i));
             if (d < 0)
                 throw new DataFormatException(path, $"dimension {i} is negative ({d})");
             dims[i] = d;
-            count *= d;
         }
-        long actual = data.Length - header;
         string shape = string.Join(" × ", dims);
-        if (actual < count)
-            throw new DataFormatException(path, $"truncated: header declares {shape} = {count} data bytes but only {actual} follow");
-        if (actual > count)
-            throw new DataFormatException(path, $"size mismatch: header declares {shape} = {count} data bytes but {actual} follow");
-        return (dims, data, header);
+        long count = DataFiles.CheckedProduct(path, dims, "dimensions");
+        long available = input.MaxContentLength - header;
+        if (count > available)
+            throw new DataFormatException(path, input.Compressed
+                ? $"truncated: header declares {shape} = {count} data bytes, more than a {input.FileLength}-byte gzip file can inflate to"
+                : $"truncated: header declares {shape} = {count} data bytes but only {available} follow");
+        long total = header + count;
+        if (input.Fill(total) < total)
+            throw new DataFormatException(path, $"truncated: header declares {shape} = {count} data bytes but only {input.Length - header} follow");
+        if (!input.AtEnd())
+            throw new DataFormatException(path, input.Compressed
+                ? $"size mismatch: header declares {shape} = {count} data bytes but more follow"
+                : $"size mismatch: header declares {shape} = {count} data bytes but {input.FileLength - header} follow");
+        input.VerifyTrailer();
+        return (dims, input.Buffer, header);
     }
 }

@@ -215,8 +215,7 @@ public static class MatFile
     /// </summary>
     public static IReadOnlyDictionary<string, MatArray> Read(string path, Func<string, bool>? include = null)
     {
-        DataFiles.RequireFile(path, "MAT file");
-        byte[] file = System.IO.File.ReadAllBytes(path);
+        byte[] file = DataFiles.ReadAllBytes(path, "MAT file");
         bool bigEndian = ReadHeader(path, file);
         var result = new Dictionary<string, MatArray>(StringComparer.Ordinal);
         long pos = HeaderBytes;
@@ -287,6 +286,10 @@ public static class MatFile
 
     private static byte[] Inflate(string path, byte[] file, long start, long length, long tagPos, bool bigEndian)
     {
+        string where = $"compressed element at offset {tagPos}";
+        // A zlib stream is at least a 2-byte header, some deflate data and a 4-byte Adler-32.
+        if (length < 7)
+            throw new DataFormatException(path, $"truncated: {where} holds {length} bytes, too few for a zlib stream");
         try
         {
             using var input = new MemoryStream(file, (int)start, (int)length, writable: false);
@@ -294,23 +297,42 @@ public static class MatFile
             var tag = new byte[8];
             int got = z.ReadAtLeast(tag, 8, throwOnEndOfStream: false);
             if (got < 8)
-                throw new DataFormatException(path, $"compressed element at offset {tagPos} ends after {got} decompressed bytes (truncated?)");
+                throw new DataFormatException(path, $"{where} ends after {got} decompressed bytes (truncated?)");
             int type = (int)U32(tag, 0, bigEndian);
             long nbytes = U32(tag, 4, bigEndian);
             if (type != (int)MatDataType.Matrix)
-                throw new DataFormatException(path, $"compressed element at offset {tagPos} holds element type {type}, expected miMATRIX (14)");
-            if (nbytes > Array.MaxLength - 8)
-                throw new DataFormatException(path, $"compressed element at offset {tagPos} declares {nbytes} bytes, too large");
-            var inner = new byte[8 + nbytes];
+                throw new DataFormatException(path, $"{where} holds element type {type}, expected miMATRIX (14)");
+            long total = 8 + nbytes;
+            if (nbytes > DataFiles.MaxDeflateRatio * length)
+                throw new DataFormatException(path, $"{where} declares an miMATRIX of {nbytes} bytes, more than its {length} compressed bytes can inflate to");
+            if (total > Array.MaxLength)
+                throw new DataFormatException(path, $"{where} declares {nbytes} bytes, too large");
+            // Grow with the bytes that actually inflate rather than trusting the declared size up front.
+            var inner = new byte[Math.Min(total, Math.Max(8, 16 * length + 65536))];
             tag.CopyTo(inner, 0);
-            got = z.ReadAtLeast(inner.AsSpan(8), (int)nbytes, throwOnEndOfStream: false);
-            if (got < nbytes)
-                throw new DataFormatException(path, $"truncated: compressed element at offset {tagPos} inflates to {got} of the {nbytes} bytes its miMATRIX declares");
+            int filled = 8;
+            while (filled < total)
+            {
+                if (filled == inner.Length) Array.Resize(ref inner, (int)Math.Min(2L * inner.Length, total));
+                int n = z.Read(inner.AsSpan(filled));
+                if (n == 0) break;
+                filled += n;
+            }
+            if (filled < total)
+                throw new DataFormatException(path, $"truncated: {where} inflates to {filled - 8} of the {nbytes} bytes its miMATRIX declares");
+            if (z.ReadByte() >= 0)
+                throw new DataFormatException(path, $"{where} inflates to more than the {nbytes} bytes its miMATRIX declares");
+            // .NET's ZLibStream stops without complaint when the stream is cut short, so the Adler-32 in the last
+            // four bytes is checked here: it covers every inflated byte.
+            uint stored = BinaryPrimitives.ReadUInt32BigEndian(file.AsSpan((int)(start + length - 4), 4));
+            uint actual = Checksums.Adler32(inner);
+            if (stored != actual)
+                throw new DataFormatException(path, $"{where} fails its zlib Adler-32 check (stored 0x{stored:X8}, data 0x{actual:X8}): corrupt or truncated");
             return inner;
         }
         catch (InvalidDataException e)
         {
-            throw new DataFormatException(path, $"compressed element at offset {tagPos} has corrupt or truncated zlib data ({e.Message})", e);
+            throw new DataFormatException(path, $"{where} has corrupt or truncated zlib data ({e.Message})", e);
         }
     }
 
@@ -350,14 +372,26 @@ public static class MatFile
         if (cls is < MatClass.Double or > MatClass.UInt64) return; // not a full numeric array: skip
         if (include is not null && !include(name)) return;
 
-        var (rt, rn, rs, _) = ReadSub(path, buf, nnext, end, bigEndian, where, $"real part of '{name}'");
-        int size = MatArray.ElementSize((MatDataType)rt);
-        if (size == 0)
-            throw new DataFormatException(path, $"variable '{name}': real part has non-numeric element type {rt}");
-        long count = dims.Aggregate(1L, (a, d) => a * d);
-        if (rn != count * size)
-            throw new DataFormatException(path, $"variable '{name}': dimensions {string.Join("×", dims)} = {count} elements, but its real part holds {rn} bytes of {(MatDataType)rt} ({rn / size} elements)");
+        long count = DataFiles.CheckedProduct(path, dims.Select(d => (long)d), $"variable '{name}': dimensions");
+        var (rt, rn, rs, rnext) = ReadNumericPart(path, buf, nnext, end, bigEndian, where, name, "real", count, dims);
+        long last = rnext;
+        if (complex)
+            last = ReadNumericPart(path, buf, rnext, end, bigEndian, where, name, "imaginary", count, dims).Next;
+        // Numeric arrays end with their data; more bytes mean the flags or a size are wrong.
+        if (end - last >= 8)
+            throw new DataFormatException(path, $"variable '{name}': {end - last} unexpected bytes after its {(complex ? "imaginary" : "real")} part (array flags or sizes corrupt)");
         result[name] = new MatArray(path, name, cls, dims, (MatDataType)rt, new ReadOnlyMemory<byte>(buf, (int)rs, (int)rn), complex, bigEndian);
+    }
+
+    private static (int Type, long NBytes, long Start, long Next) ReadNumericPart(string path, byte[] buf, long pos, long end, bool bigEndian, string where, string name, string part, long count, int[] dims)
+    {
+        var sub = ReadSub(path, buf, pos, end, bigEndian, where, $"{part} part of '{name}'");
+        int size = MatArray.ElementSize((MatDataType)sub.Type);
+        if (size == 0)
+            throw new DataFormatException(path, $"variable '{name}': {part} part has non-numeric element type {sub.Type}");
+        if (count > long.MaxValue / size || sub.NBytes != count * size)
+            throw new DataFormatException(path, $"variable '{name}': dimensions {string.Join("×", dims)} = {count} elements, but its {part} part holds {sub.NBytes} bytes of {(MatDataType)sub.Type} ({sub.NBytes / size} elements)");
+        return sub;
     }
 
     private static (int Type, long NBytes, long Start, long Next) ReadSub(string path, byte[] buf, long pos, long end, bool bigEndian, string where, string what)

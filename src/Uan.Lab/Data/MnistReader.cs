@@ -47,32 +47,29 @@ public static class MnistReader
         var labels = IdxFormat.ReadLabels(labelsPath);
         if (images.shape[0] != labels.shape[0])
             throw new DataFormatException(labelsPath, $"size mismatch: {labels.shape[0]} labels, but '{imagesPath}' holds {images.shape[0]} images");
-        if (labels.shape[0] > 0)
+        // An empty split would let a run "finish" with NaN metrics.
+        if (images.shape[0] == 0)
+            throw new DataFormatException(imagesPath, "holds no images (empty split)");
+        if (labels.max().item<long>() >= numClasses)
         {
-            long max = labels.max().item<long>();
-            if (max >= numClasses)
-            {
-                long at = (labels >= numClasses).to(ScalarType.Int64).argmax().item<long>();
-                throw new DataFormatException(labelsPath, $"label {labels[at].item<long>()} at index {at} is outside 0–{numClasses - 1}");
-            }
+            long at = (labels >= numClasses).to(ScalarType.Int64).argmax().item<long>();
+            throw new DataFormatException(labelsPath, $"label {labels[at].item<long>()} at index {at} is outside 0–{numClasses - 1}");
         }
         return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), numClasses, name, classNames);
     }
 
     /// <summary>
     /// The path of <paramref name="baseName"/> in <paramref name="directory"/>: raw, .gz, or with the dotted
-    /// spelling (train-images.idx3-ubyte), or null when none exists.
+    /// spelling (train-images.idx3-ubyte), or null when none exists. A folder with one of these names is returned when no file has one.
     /// </summary>
     public static string? FindFile(string directory, string baseName)
     {
         int dash = baseName.LastIndexOf("-idx", StringComparison.Ordinal);
         string dotted = dash < 0 ? baseName : baseName[..dash] + "." + baseName[(dash + 1)..];
-        foreach (string candidate in new[] { baseName, baseName + ".gz", dotted, dotted + ".gz" })
-        {
-            string p = Path.Combine(directory, candidate);
-            if (File.Exists(p)) return p;
-        }
-        return null;
+        string[] candidates = [baseName, baseName + ".gz", dotted, dotted + ".gz"];
+        var paths = candidates.Select(c => Path.Combine(directory, c)).ToArray();
+        // A folder under a file's name is returned too, so that reading it says "is a folder" instead of "missing".
+        return paths.FirstOrDefault(File.Exists) ?? paths.FirstOrDefault(Directory.Exists);
     }
 
     /// <summary>True when all four files (both splits) are in <paramref name="directory"/>.</summary>

@@ -6,7 +6,8 @@ namespace Uan.Lab.Data;
 /// <summary>
 /// SVHN "cropped digits" (format 2): <c>train_32x32.mat</c>, <c>test_32x32.mat</c> (and <c>extra_32x32.mat</c>),
 /// MAT v5 files holding X, uint8 [32, 32, 3, N] in MATLAB's column-major order (row, column, channel, image), and y,
-/// [N, 1], where the digit 0 is labelled 10. Images come back as uint8 [N, 3, 32, 32] and labels 0–9.
+/// [N, 1], where the digit 0 is labelled 10. Images come back as uint8 [N, 3, 32, 32] and labels 0–9. X may also be
+/// stored as any other numeric MAT type, as long as its values are integers 0–255.
 /// </summary>
 public static class SvhnReader
 {
@@ -37,6 +38,8 @@ public static class SvhnReader
         if (!((d.Count == 4 || d.Count == 3) && d[0] == 32 && d[1] == 32 && d[2] == 3))
             throw new DataFormatException(path, $"X is {string.Join("×", d)}, expected 32×32×3×N");
         long n = d.Count == 4 ? d[3] : 1;
+        if (n == 0)
+            throw new DataFormatException(path, "X holds no images (empty split)");
         if (y.ElementCount != n || y.Dimensions.Count(v => v != 1) > 1)
             throw new DataFormatException(path, $"size mismatch: X holds {n} images but y is {string.Join("×", y.Dimensions)}");
 
@@ -45,11 +48,17 @@ public static class SvhnReader
         var images = x.ToTensor().reshape(n, 3, 32, 32).transpose(2, 3);
         if (images.dtype != ScalarType.Byte)
         {
-            var min = images.min().item<double>();
-            var max = images.max().item<double>();
-            if (min < 0 || max > 255)
-                throw new DataFormatException(path, $"X values span [{min}, {max}], outside 0–255");
-            images = images.round().to(ScalarType.Byte);
+            // MAT v5 lets X be stored as any numeric type (single, double, int8 … uint64); read them all as
+            // float64 and accept only integers 0–255, the values an 8-bit image can hold.
+            images = images.to(ScalarType.Float64);
+            var badPixel = images.isfinite().logical_not().logical_or(images.lt(0)).logical_or(images.gt(255)).logical_or(images.ne(images.round()));
+            if (badPixel.any().item<bool>())
+            {
+                long at = badPixel.reshape(-1).to(ScalarType.Int64).argmax().item<long>();
+                double v = images.reshape(-1)[at].item<double>();
+                throw new DataFormatException(path, $"X (stored as {x.StorageType}) holds {v} in image {at / 3072}; pixel values must be integers in 0–255");
+            }
+            images = images.to(ScalarType.Byte);
         }
         images = images.contiguous();
 

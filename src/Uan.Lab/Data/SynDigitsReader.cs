@@ -29,6 +29,8 @@ public static class SynDigitsReader
         var labels = IdxFormat.ReadLabels(labelsPath);
         if (images.shape[0] != labels.shape[0])
             throw new DataFormatException(labelsPath, $"size mismatch: {labels.shape[0]} labels, but '{imagesPath}' holds {images.shape[0]} images");
+        if (images.shape[0] == 0)
+            throw new DataFormatException(imagesPath, "holds no images (empty split)");
         if (labels.shape[0] > 0 && labels.max().item<long>() > 9)
         {
             long at = labels.gt(9).to(ScalarType.Int64).argmax().item<long>();

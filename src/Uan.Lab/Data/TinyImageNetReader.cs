@@ -1,3 +1,4 @@
+using System.Globalization;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -38,8 +39,21 @@ public static class TinyImageNetReader
             for (int k = 0; k < wnids.Count; k++)
             {
                 string imagesDir = Path.Combine(dir, "train", wnids[k], "images");
-                DataFiles.RequireDirectory(imagesDir, $"Tiny ImageNet training images of class {wnids[k]}");
-                foreach (string f in Directory.GetFiles(imagesDir).Where(IsJpeg).Order(StringComparer.Ordinal))
+                string what = $"Tiny ImageNet training images of class {wnids[k]}";
+                DataFiles.RequireDirectory(imagesDir, what);
+                string[] images;
+                try
+                {
+                    images = Directory.GetFiles(imagesDir).Where(IsJpeg).Order(StringComparer.Ordinal).ToArray();
+                }
+                catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+                {
+                    throw DataFiles.CannotRead(imagesDir, $"folder of {what}", e);
+                }
+                // A class without images would still count in the label space and skew every per-class figure.
+                if (images.Length == 0)
+                    throw new DataFormatException(imagesDir, $"no .JPEG files: class {wnids[k]} has no training images");
+                foreach (string f in images)
                 {
                     files.Add(f);
                     labels.Add(k);
@@ -49,24 +63,59 @@ public static class TinyImageNetReader
         else
         {
             string annotations = Path.Combine(dir, "val", "val_annotations.txt");
-            DataFiles.RequireFile(annotations, "Tiny ImageNet validation annotations");
+            string imagesDir = Path.Combine(dir, "val", "images");
+            string inside = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) + Path.DirectorySeparatorChar;
+            var listed = new Dictionary<string, int>(StringComparer.Ordinal);
             int lineNo = 0;
-            foreach (string line in File.ReadLines(annotations))
+            foreach (string line in DataFiles.ReadLines(annotations, "Tiny ImageNet validation annotations"))
             {
                 lineNo++;
                 if (line.Trim().Length == 0) continue;
                 string[] parts = line.Split('\t');
-                if (parts.Length < 2 || parts[0].Trim().Length == 0)
-                    throw new DataFormatException(annotations, $"line {lineNo}: expected 'file<TAB>wnid<TAB>bbox', got '{line}'");
+                // Exactly six fields with an integer box: a lost line break or a damaged field must not merge or
+                // drop entries silently.
+                if (parts.Length != 6 || parts[0].Trim().Length == 0
+                    || !parts[2..].All(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+                    throw new DataFormatException(annotations, $"line {lineNo}: expected 'file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1<TAB>y1', got '{line}'");
                 string wnid = parts[1].Trim();
                 if (!classIndex.TryGetValue(wnid, out int k))
                     throw new DataFormatException(annotations, $"line {lineNo}: wnid '{wnid}' is not listed in wnids.txt");
-                files.Add(Path.Combine(dir, "val", "images", parts[0].Trim()));
+                string image = InsideDataset(annotations, lineNo, imagesDir, parts[0].Trim(), inside);
+                // Checked here, before the pixel tensor for all entries is allocated: each entry must be a distinct
+                // image that exists, so the allocation follows the images present, not the length of the list.
+                if (!listed.TryAdd(image, lineNo))
+                    throw new DataFormatException(annotations, $"line {lineNo}: image '{parts[0].Trim()}' is already listed on line {listed[image]}");
+                if (!Path.Exists(image))
+                    throw new DataFormatException(image, $"image file listed on line {lineNo} of {annotations} does not exist");
+                files.Add(image);
                 labels.Add(k);
             }
+            // An empty validation split would let a run "finish" with NaN test metrics.
+            if (files.Count == 0)
+                throw new DataFormatException(annotations, "no annotated images (empty validation split)");
         }
         return new ImageDataset(DecodeImages(files), tensor(labels.ToArray(), ScalarType.Int64), wnids.Count,
             $"tiny-imagenet/{(train ? "train" : "val")}", names);
+    }
+
+    /// <summary>
+    /// The full path of an annotated image, refused unless it lies inside the dataset folder: an annotation file
+    /// must not make the reader open files elsewhere ("../../x", "/etc/x").
+    /// </summary>
+    private static string InsideDataset(string annotations, int lineNo, string imagesDir, string file, string inside)
+    {
+        string full;
+        try
+        {
+            full = Path.GetFullPath(Path.Combine(imagesDir, file));
+        }
+        catch (ArgumentException)
+        {
+            throw new DataFormatException(annotations, $"line {lineNo}: '{file}' is not a valid file name");
+        }
+        if (!full.StartsWith(inside, StringComparison.Ordinal))
+            throw new DataFormatException(annotations, $"line {lineNo}: image path '{file}' leads outside the dataset folder");
+        return full;
     }
 
     /// <summary>
@@ -109,16 +158,30 @@ public static class TinyImageNetReader
 
     private static void DecodeInto(string file, int size, Span<byte> rgba)
     {
-        if (!File.Exists(file))
+        if (!Path.Exists(file))
             throw new DataFormatException(file, "image file listed in the dataset does not exist");
-        using var codec = SKCodec.Create(file)
+        // Read the bytes here rather than let SkiaSharp open the file, which reports an unreadable file as
+        // undecodable; and a JPEG's end can be checked only on the bytes.
+        byte[] bytes = DataFiles.ReadAllBytes(file, "image");
+        if (bytes.Length == 0)
+            throw new DataFormatException(file, "empty image file");
+        if (IsTruncatedJpeg(bytes))
+            throw new DataFormatException(file, "truncated JPEG: no end-of-image marker (FF D9) at the end of the file");
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data)
             ?? throw new DataFormatException(file, "not a decodable image (SkiaSharp could not open it)");
         if (codec.Info.Width != size || codec.Info.Height != size)
             throw new DataFormatException(file, $"image is {codec.Info.Width}×{codec.Info.Height}, expected {size}×{size}");
         // Decoding into RGBA turns grayscale (and CMYK) JPEGs into three equal channels.
         var info = new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var bitmap = SKBitmap.Decode(codec, info)
-            ?? throw new DataFormatException(file, "image data could not be decoded (corrupt or truncated?)");
+        using var bitmap = new SKBitmap(info);
+        // SKBitmap.Decode returns a bitmap even when the data stop early (the missing rows stay black); the codec's
+        // own result says whether every row was decoded.
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result != SKCodecResult.Success)
+            throw new DataFormatException(file, result == SKCodecResult.IncompleteInput
+                ? "truncated image data: the decoder ran out of input before the last row"
+                : $"image data could not be decoded ({result})");
         var pixels = bitmap.GetPixelSpan();
         if (pixels.Length != rgba.Length)
             throw new DataFormatException(file, $"decoded to {pixels.Length} bytes, expected {rgba.Length}");
@@ -129,35 +192,51 @@ public static class TinyImageNetReader
     public static string ResolveRoot(string root)
     {
         DataFiles.RequireDirectory(root, "Tiny ImageNet folder");
-        if (File.Exists(Path.Combine(root, "wnids.txt"))) return root;
+        if (Path.Exists(Path.Combine(root, "wnids.txt"))) return root;
         string nested = Path.Combine(root, "tiny-imagenet-200");
-        return File.Exists(Path.Combine(nested, "wnids.txt")) ? nested : root;
+        return Path.Exists(Path.Combine(nested, "wnids.txt")) ? nested : root;
     }
 
     private static IReadOnlyList<string> ReadWnids(string dir)
     {
         string path = Path.Combine(dir, "wnids.txt");
-        DataFiles.RequireFile(path, "Tiny ImageNet class list");
-        var wnids = DataFiles.ReadNameList(path);
+        var wnids = DataFiles.ReadNameList(path, "Tiny ImageNet class list");
         if (wnids.Count == 0)
             throw new DataFormatException(path, "no class ids");
         var dup = wnids.GroupBy(w => w).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null)
             throw new DataFormatException(path, $"class id '{dup.Key}' is listed {dup.Count()} times");
+        // A class id names a folder under train/: one with a separator or "..", would lead elsewhere.
+        string? bad = wnids.FirstOrDefault(w => w is "." or ".." || w.IndexOfAny(['/', '\\', '\0']) >= 0);
+        if (bad is not null)
+            throw new DataFormatException(path, $"class id '{bad}' is not a plain folder name");
         return wnids;
     }
 
     private static IReadOnlyList<string> ReadClassNames(string dir, IReadOnlyList<string> wnids)
     {
         string path = Path.Combine(dir, "words.txt");
-        if (!File.Exists(path)) return wnids;
+        if (!Path.Exists(path)) return wnids;
         var words = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string line in File.ReadLines(path))
+        foreach (string line in DataFiles.ReadLines(path, "Tiny ImageNet class names"))
         {
             int tab = line.IndexOf('\t');
             if (tab > 0) words[line[..tab].Trim()] = line[(tab + 1)..].Trim();
         }
         return wnids.Select(w => words.TryGetValue(w, out var n) && n.Length > 0 ? n : w).ToArray();
+    }
+
+    /// <summary>
+    /// True for a JPEG (starts with SOI, FF D8) whose last bytes, ignoring zero padding, are not EOI (FF D9). Inside
+    /// entropy-coded data an FF byte is always followed by 00 or a restart marker, so a cut file cannot end in FF D9
+    /// by chance.
+    /// </summary>
+    private static bool IsTruncatedJpeg(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8) return false;
+        int end = bytes.Length;
+        while (end > 2 && bytes[end - 1] == 0) end--;
+        return end < 4 || bytes[end - 2] != 0xFF || bytes[end - 1] != 0xD9;
     }
 
     private static bool IsJpeg(string path)

@@ -118,30 +118,32 @@ public class AdaMatchTrainerTests : IDisposable
     }
 
     [Fact]
-    public void StepLogKeepsOneRowPerStepAndDropsAnUnfinishedEpochOnResume()
+    public void StepLogKeepsOneRowPerStepAndDropsAnUncommittedEpochOnOpen()
     {
         var runDir = Path.Combine(_dir, "log");
+        string path = Path.Combine(runDir, AdaMatchStepLog.FileName);
         using (var data = Data())
-        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, runDir))
-        {
-            var log = AdaMatchStepLog.Open(runDir, resume: false);
-            trainer.StepFinished += log.Add;
+        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, runDir) { LogSteps = true })
             trainer.Run();
-            log.Save();
-        }
-        var rows = AdaMatchStepLog.Load(Path.Combine(runDir, AdaMatchStepLog.FileName));
+        var rows = AdaMatchStepLog.Load(path);
         Assert.Equal(new long[] { 0, 1, 2 }, rows.Select(x => x.Step));
         Assert.All(rows, x => Assert.Equal(1, x.Epoch));
         Assert.All(rows, x => Assert.True(x.Result.GradNorm > 0 && double.IsFinite(x.Result.EvalLogitScale)));
+        string committed = File.ReadAllText(path);
 
-        // A resumed run redoes from its checkpoint: rows at or after a repeated step are replaced, not duplicated.
-        var resumed = AdaMatchStepLog.Open(runDir, resume: true);
-        resumed.Add(1, 1, rows[1].Result with { Loss = 123 });
-        resumed.Save();
-        var again = AdaMatchStepLog.Load(Path.Combine(runDir, AdaMatchStepLog.FileName));
-        Assert.Equal(new long[] { 0, 1 }, again.Select(x => x.Step));
-        Assert.Equal(123, again[1].Result.Loss);
-        Assert.Equal(rows[0].Result, again[0].Result);
+        // What a kill leaves: rows of an epoch that was never committed, the last one cut short.
+        var line = committed.Split('\n')[1];
+        File.AppendAllText(path, "2" + line[1..].Replace(",0,", ",3,") + "\n" + "2" + line[1..10]);
+        var log = AdaMatchStepLog.Open(runDir, committedEpochs: 1);
+        Assert.Equal(rows, log.Rows);
+        Assert.Equal(committed, File.ReadAllText(path));
+
+        log.Add(2, 3, rows[0].Result with { Loss = 123 });
+        log.Flush();
+        var again = AdaMatchStepLog.Load(path);
+        Assert.Equal(new long[] { 0, 1, 2, 3 }, again.Select(x => x.Step));
+        Assert.Equal(123, again[3].Result.Loss);
+        Assert.Empty(AdaMatchStepLog.Open(runDir, committedEpochs: 0).Rows);
     }
 
     [Fact]

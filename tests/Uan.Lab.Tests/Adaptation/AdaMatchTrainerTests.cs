@@ -7,8 +7,34 @@ using static TorchSharp.torch;
 
 namespace Uan.Lab.Tests.Adaptation;
 
+/// <summary>An uninterrupted logged run of the default test configuration, made once for every kill test.</summary>
+public sealed class AdaMatchStraightRun : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-adamatch-straight-" + Guid.NewGuid().ToString("N"));
+
+    public AdaMatchStraightRun()
+    {
+        using var data = AdaMatchTrainerTests.Data();
+        using var trainer = new AdaMatchTrainer(AdaMatchTrainerTests.Config(), data, _dir) { LogSteps = true };
+        Results = trainer.Run();
+        Weights = AdaMatchTrainerTests.Weights(trainer.Model);
+        Checkpoint = File.ReadAllBytes(Path.Combine(_dir, AdaMatchTrainer.LastCheckpoint));
+        Steps = File.ReadAllText(Path.Combine(_dir, AdaMatchStepLog.FileName));
+    }
+
+    internal AdaMatchResults Results { get; }
+    internal Dictionary<string, float[]> Weights { get; }
+    internal byte[] Checkpoint { get; }
+    internal string Steps { get; }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+}
+
 [Collection(nameof(GlobalRngCollection))]
-public class AdaMatchTrainerTests : IDisposable
+public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable, IClassFixture<AdaMatchStraightRun>
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-adamatch-" + Guid.NewGuid().ToString("N"));
 
@@ -36,16 +62,16 @@ public class AdaMatchTrainerTests : IDisposable
         return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), 10, source ? "toy-source" : "toy-target");
     }
 
-    private static AdaMatchData Data() =>
+    internal static AdaMatchData Data() =>
         new(Toy(160, true, 1), Toy(40, true, 2), Toy(240, false, 3), Toy(40, false, 4));
 
-    private static AdaMatchConfig Config(int epochs = 2, int seed = 5) => new()
+    internal static AdaMatchConfig Config(int epochs = 2, int seed = 5) => new()
     {
         Source = "toy-source", Target = "toy-target", Model = "wrn-10-1", Norm = "bn", Epochs = epochs, StepsPerEpoch = 3,
         SourceBatch = 8, TargetMultiplier = 3, LearningRate = 0.003, HorizonSteps = 12, Seed = seed, EvalBatch = 20,
     };
 
-    private static Dictionary<string, float[]> Weights(nn.Module model) =>
+    internal static Dictionary<string, float[]> Weights(nn.Module model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
 
     /// <summary>
@@ -188,6 +214,63 @@ public class AdaMatchTrainerTests : IDisposable
             foreach (var (name, values) in straightWeights)
                 Assert.True(values.Zip(w[name]).All(p => Math.Abs(p.First - p.Second) < 1e-5), $"{name} differs after resume");
         }
+    }
+
+    private static AdaMatchEpoch WithoutTimes(AdaMatchEpoch m) => m with { TrainSeconds = 0, EvalSeconds = 0, SecondsPerStep = 0 };
+
+    /// <summary>
+    /// Killed at <paramref name="point"/> of the last epoch's commit, the folder holds <paramref name="committed"/>
+    /// epochs in results.json and last.ckpt holds epoch <paramref name="last"/>; steps.csv may hold rows of the killed
+    /// epoch. Resumed, the run ends as the uninterrupted one: weights, metrics, checkpoint bytes and step log.
+    /// </summary>
+    [Theory]
+    [InlineData("epoch-end", 1, 1)]
+    [InlineData("staged:steps.csv", 1, 1)]
+    [InlineData("staged:last.ckpt", 1, 1)]
+    [InlineData("committed", 2, 1)]
+    [InlineData("installed:last.ckpt", 2, 2)]
+    public void AKillAtAnyPointOfTheCommitResumesToTheSameRun(string point, int committed, int last)
+    {
+        string b = Path.Combine(_dir, "b");
+        var straight = straightRun.Results;
+        var straightWeights = straightRun.Weights;
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(), data, b) { LogSteps = true })
+        {
+            trainer.CommitFault = (p, epoch) => { if (p == point && epoch == 2) throw new SimulatedKill(); };
+            Assert.Throws<SimulatedKill>(() => trainer.Run());
+        }
+        Assert.Equal(committed, AdaMatchResults.Load(b).Epochs.Count);
+        Assert.Equal(last, Kill.EpochField(Path.Combine(b, AdaMatchTrainer.LastCheckpoint)));
+        var logged = AdaMatchStepLog.Load(Path.Combine(b, AdaMatchStepLog.FileName));
+        Assert.Equal(point == "epoch-end" ? 3 : 6, logged.Count);
+        Kill.PlantTemporaries(b, "results.json", AdaMatchTrainer.LastCheckpoint, AdaMatchTrainer.LastCheckpoint + RunFolder.PendingSuffix);
+
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(), data, b) { LogSteps = true })
+        {
+            var resumed = trainer.Run(resume: true);
+            Assert.Equal("completed", resumed.Status);
+            Assert.Equal(straight.Epochs.Select(WithoutTimes), resumed.Epochs.Select(WithoutTimes));
+            Assert.Equal(straightWeights, Weights(trainer.Model));
+        }
+        Assert.Equal(straightRun.Checkpoint, File.ReadAllBytes(Path.Combine(b, AdaMatchTrainer.LastCheckpoint)));
+        Assert.Equal(straightRun.Steps, File.ReadAllText(Path.Combine(b, AdaMatchStepLog.FileName)));
+        Assert.Equal(6, AdaMatchStepLog.Load(Path.Combine(b, AdaMatchStepLog.FileName)).Count);
+        Assert.Empty(Kill.Leftovers(b));
+    }
+
+    [Fact]
+    public void ACheckpointWhoseEpochDisagreesWithTheResultsIsRefused()
+    {
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, _dir)) trainer.Run();
+        string path = Path.Combine(_dir, AdaMatchTrainer.LastCheckpoint);
+        Kill.EditEpochField(path, 9);
+        using var again = Data();
+        using var resumed = new AdaMatchTrainer(Config(), again, _dir);
+        var e = Assert.Throws<InvalidDataException>(() => resumed.Run(resume: true));
+        Assert.StartsWith($"{path}: holds epoch 9, but {Path.Combine(_dir, "results.json")} records 1 finished epochs", e.Message);
     }
 
     [Fact]

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Uan.Lab;
+
+namespace Uan.Cli.Tests;
+
+/// <summary>
+/// The <c>uan</c> command as its own process (the Uan.Cli.dll next to the tests, run by <c>dotnet</c>): SIGTERM, and
+/// two writers of one run folder.
+/// </summary>
+public sealed class StopAndLockTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-cli-stop-" + Guid.NewGuid().ToString("N"));
+
+    public StopAndLockTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    private const int SigTerm = 15;
+
+    /// <summary>A run of about a second per epoch: 5 steps of 20 images, 100 validation and 50 test images.</summary>
+    private static string[] Train(string dir, bool resume = false) =>
+        ["train", "--epochs", "3", "--train-limit", "100", "--test-limit", "50", "--val-fraction", "0.01", "--batch-size", "20",
+            "--threads", "1", "--plain", "--out", dir, .. resume ? new[] { "--resume" } : []];
+
+    private static Process Start(string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Uan.Cli.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        return Process.Start(start)!;
+    }
+
+    private static (int Code, string Out, string Err) Finish(Process p, string outSoFar = "")
+    {
+        var err = p.StandardError.ReadToEndAsync();
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, outSoFar + output, err.Result);
+    }
+
+    /// <summary>The epochs of a results.json without their wall times.</summary>
+    private static string[] Epochs(string dir)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "results.json")));
+        return json.RootElement.GetProperty("epochs").EnumerateArray()
+            .Select(e => string.Join(",", e.EnumerateObject()
+                .Where(p => p.Name is not ("trainSeconds" or "evalSeconds" or "imagesPerSecond"))
+                .Select(p => $"{p.Name}={p.Value.GetRawText()}")))
+            .ToArray();
+    }
+
+    private static string Status(string dir)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "results.json")));
+        return json.RootElement.GetProperty("status").GetString()!;
+    }
+
+    [Fact]
+    public void SigtermStopsWith143AndTheResumedRunEndsAsAnUninterruptedOne()
+    {
+        if (!OperatingSystem.IsLinux()) return;     // kill(2) from libc
+        string reference = Path.Combine(_dir, "reference"), run = Path.Combine(_dir, "run");
+        using var straight = Start(Train(reference));
+        using var child = Start(Train(run));
+        var err = child.StandardError.ReadToEndAsync();
+        var seen = new System.Text.StringBuilder();
+        string? line;
+        while ((line = child.StandardOutput.ReadLine()) is not null)
+        {
+            seen.AppendLine(line);
+            if (line.Contains("epoch 1/3")) break;
+        }
+        Assert.True(line is not null, $"no progress from the child:\n{seen}\n{err.Result}");
+
+        // A second writer (this process) is refused, naming the child as the holder.
+        Assert.Null(RunFolder.TryLock(run, out var holder));
+        Assert.StartsWith($"pid {child.Id} on {Environment.MachineName} since ", holder);
+
+        Assert.Equal(0, kill(child.Id, SigTerm));
+        seen.Append(child.StandardOutput.ReadToEnd());
+        child.WaitForExit();
+        Assert.True(child.ExitCode == 143, $"exit {child.ExitCode}\n{seen}\n{err.Result}");
+        Assert.Contains("stopping after the current step", err.Result);
+        Assert.Equal("stopped", Status(run));
+        Assert.InRange(Epochs(run).Length, 1, 2);
+
+        var resumed = Finish(Start(Train(run, resume: true)));
+        Assert.True(resumed.Code == 0, $"exit {resumed.Code}\n{resumed.Out}\n{resumed.Err}");
+        var uninterrupted = Finish(straight);
+        Assert.True(uninterrupted.Code == 0, $"exit {uninterrupted.Code}\n{uninterrupted.Out}\n{uninterrupted.Err}");
+        Assert.Equal("completed", Status(run));
+        Assert.Equal(Epochs(reference), Epochs(run));
+        Assert.Equal(3, Epochs(run).Length);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "last.ckpt")), File.ReadAllBytes(Path.Combine(run, "last.ckpt")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "best.ckpt")), File.ReadAllBytes(Path.Combine(run, "best.ckpt")));
+    }
+
+    [Fact]
+    public void ASecondTrainOnAHeldFolderIsOneLineNamingTheHolderAndExitCodeTwo()
+    {
+        string run = Path.Combine(_dir, "held");
+        using var holder = RunFolder.Lock(run);
+        var (code, _, err) = CliTests.Uan(Train(run));
+        Assert.Equal(2, code);
+        Assert.StartsWith($"uan: {run} is in use by pid {Environment.ProcessId} on {Environment.MachineName} since ", err);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(File.Exists(Path.Combine(run, "results.json")));
+    }
+}

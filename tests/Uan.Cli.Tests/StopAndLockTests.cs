@@ -41,12 +41,12 @@ public sealed class StopAndLockTests : IDisposable
         return Process.Start(start)!;
     }
 
-    private static (int Code, string Out, string Err) Finish(Process p, string outSoFar = "")
+    private static async Task<(int Code, string Out, string Err)> Finish(Process p)
     {
         var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, outSoFar + output, err.Result);
+        var output = await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, output, await err);
     }
 
     /// <summary>The epochs of a results.json without their wall times.</summary>
@@ -67,7 +67,7 @@ public sealed class StopAndLockTests : IDisposable
     }
 
     [Fact]
-    public void SigtermStopsWith143AndTheResumedRunEndsAsAnUninterruptedOne()
+    public async Task SigtermStopsWith143AndTheResumedRunEndsAsAnUninterruptedOne()
     {
         if (!OperatingSystem.IsLinux()) return;     // kill(2) from libc
         string reference = Path.Combine(_dir, "reference"), run = Path.Combine(_dir, "run");
@@ -81,23 +81,24 @@ public sealed class StopAndLockTests : IDisposable
             seen.AppendLine(line);
             if (line.Contains("epoch 1/3")) break;
         }
-        Assert.True(line is not null, $"no progress from the child:\n{seen}\n{err.Result}");
+        if (line is null) Assert.Fail($"no progress from the child:\n{seen}\n{await err}");
 
         // A second writer (this process) is refused, naming the child as the holder.
         Assert.Null(RunFolder.TryLock(run, out var holder));
         Assert.StartsWith($"pid {child.Id} on {Environment.MachineName} since ", holder);
 
         Assert.Equal(0, kill(child.Id, SigTerm));
-        seen.Append(child.StandardOutput.ReadToEnd());
-        child.WaitForExit();
-        Assert.True(child.ExitCode == 143, $"exit {child.ExitCode}\n{seen}\n{err.Result}");
-        Assert.Contains("stopping after the current step", err.Result);
+        seen.Append(await child.StandardOutput.ReadToEndAsync());
+        await child.WaitForExitAsync();
+        string errors = await err;
+        Assert.True(child.ExitCode == 143, $"exit {child.ExitCode}\n{seen}\n{errors}");
+        Assert.Contains("stopping after the current step", errors);
         Assert.Equal("stopped", Status(run));
         Assert.InRange(Epochs(run).Length, 1, 2);
 
-        var resumed = Finish(Start(Train(run, resume: true)));
+        var resumed = await Finish(Start(Train(run, resume: true)));
         Assert.True(resumed.Code == 0, $"exit {resumed.Code}\n{resumed.Out}\n{resumed.Err}");
-        var uninterrupted = Finish(straight);
+        var uninterrupted = await Finish(straight);
         Assert.True(uninterrupted.Code == 0, $"exit {uninterrupted.Code}\n{uninterrupted.Out}\n{uninterrupted.Err}");
         Assert.Equal("completed", Status(run));
         Assert.Equal(Epochs(reference), Epochs(run));

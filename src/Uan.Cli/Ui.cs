@@ -65,7 +65,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
     /// (and allocates) while the training thread is inside libtorch, which makes TorchSharp's finalizer race more
     /// likely; <see cref="Throttle"/> paces the refreshes the training loop makes between steps instead.
     /// </summary>
-    internal static Progress NewProgress() => AnsiConsole.Progress().AutoRefresh(false);
+    internal static Progress NewProgress(IAnsiConsole? console = null) => new Progress(console ?? AnsiConsole.Console).AutoRefresh(false);
 
     /// <summary>Refreshes a progress display at most ten times a second, on the calling thread.</summary>
     internal sealed class Throttle(ProgressContext ctx)

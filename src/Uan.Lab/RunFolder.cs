@@ -121,10 +121,13 @@ public sealed class RunFolder : IDisposable
     /// <summary>Path of <paramref name="name"/> inside the folder.</summary>
     public string PathOf(string name) => System.IO.Path.Combine(Path, name);
 
-    /// <summary>Deletes the temporaries a killed <see cref="AtomicFile.Write"/> left behind (only this holder writes here).</summary>
+    /// <summary>
+    /// Deletes the temporaries a killed <see cref="AtomicFile.Write"/> left behind, here and in subfolders (snapshots);
+    /// only this holder writes in the folder, so none of them is being written.
+    /// </summary>
     public void RemoveStaleTemporaries()
     {
-        foreach (var path in Directory.EnumerateFiles(Path, "*.tmp"))
+        foreach (var path in Directory.EnumerateFiles(Path, "*.tmp", SearchOption.AllDirectories))
             if (Temporary.IsMatch(System.IO.Path.GetFileName(path)))
                 File.Delete(path);
     }

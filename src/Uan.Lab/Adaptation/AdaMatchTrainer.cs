@@ -190,7 +190,8 @@ public sealed class AdaMatchTrainer : IDisposable
         AdaMatchResults results;
         int start = 0;
         var previous = resume && File.Exists(folder.PathOf(RunRecord.FileName)) ? AdaMatchResults.Load(RunDir) : null;
-        if (resume && (holdsRun || previous?.Epochs.Count > 0))
+        // Without a commit record, a staged checkpoint is the first epoch's, never committed: a fresh start.
+        if (resume && (File.Exists(lastPath) || previous is not null && (holdsRun || previous.Epochs.Count > 0)))
         {
             if (previous is null)
                 throw new InvalidDataException($"{folder.PathOf(RunRecord.FileName)}: missing, but {LastCheckpoint} is there");

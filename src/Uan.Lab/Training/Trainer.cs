@@ -114,7 +114,8 @@ public sealed class Trainer : IDisposable
         int start = 0;
         double bestVal = double.NegativeInfinity;
         var previous = resume && File.Exists(folder.PathOf(RunRecord.FileName)) ? RunResults.Load(RunDir) : null;
-        if (resume && (holdsRun || previous?.Epochs.Count > 0))
+        // Without a commit record, a staged checkpoint is the first epoch's, never committed: a fresh start.
+        if (resume && (File.Exists(lastPath) || previous is not null && (holdsRun || previous.Epochs.Count > 0)))
         {
             if (previous is null)
                 throw new InvalidDataException($"{folder.PathOf(RunRecord.FileName)}: missing, but {LastCheckpoint} is there");

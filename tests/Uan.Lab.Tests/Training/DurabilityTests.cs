@@ -131,6 +131,27 @@ public class DurabilityTests(StraightRun straight) : IClassFixture<StraightRun>
     }
 
     [Theory]
+    [InlineData("staged:best.ckpt")]
+    [InlineData("staged:last.ckpt")]
+    public void AKillBeforeTheFirstCommitResumesAsAFreshRun(string point)
+    {
+        using var dir = new TempDir();
+        var config = Config();
+        using var data = Data(config);
+        using (var trainer = new Trainer(config, data, () => new TinyNet(config.Norm), dir.Path))
+        {
+            trainer.CommitFault = (p, _) => { if (p == point) throw new SimulatedKill(); };
+            Assert.Throws<SimulatedKill>(() => trainer.Run());
+        }
+        Assert.False(File.Exists(dir.File(RunRecord.FileName)));
+        Assert.False(File.Exists(dir.File(Trainer.LastCheckpoint)));
+        using (var trainer = new Trainer(config, data, () => new TinyNet(config.Norm), dir.Path))
+            Assert.Equal(straight.Results.Epochs.Select(WithoutTimes), trainer.Run(resume: true).Epochs.Select(WithoutTimes));
+        Assert.Equal(straight.Last, File.ReadAllBytes(dir.File(Trainer.LastCheckpoint)));
+        Assert.Empty(Kill.Leftovers(dir.Path));
+    }
+
+    [Theory]
     [InlineData(Trainer.LastCheckpoint)]
     [InlineData(Trainer.BestCheckpoint)]
     public void ACheckpointWhoseEpochDisagreesWithTheResultsIsRefused(string name)
@@ -277,8 +298,10 @@ public class RunFolderTests
         using var dir = new TempDir();
         File.WriteAllText(dir.File("notes.tmp"), "mine");
         Kill.PlantTemporaries(dir.Path, "results.json", "last.ckpt");
+        Directory.CreateDirectory(dir.File("snapshots"));
+        Kill.PlantTemporaries(dir.File("snapshots"), "features-e0001.snap");
         using var folder = RunFolder.Lock(dir.Path);
         folder.RemoveStaleTemporaries();
-        Assert.Equal(["notes.tmp"], Directory.GetFiles(dir.Path, "*.tmp").Select(Path.GetFileName));
+        Assert.Equal(["notes.tmp"], Directory.GetFiles(dir.Path, "*.tmp", SearchOption.AllDirectories).Select(Path.GetFileName));
     }
 }

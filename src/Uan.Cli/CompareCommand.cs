@@ -78,7 +78,11 @@ internal static class CompareCommand
                 return stop.StoppedExitCode;
             }
             if (held.Count > 0)
+            {
                 ui.Info($"{held.Count} of {grid.Runs.Count} runs were held by other processes and skipped; run the same command again once they finish");
+                // Nothing of this grid is finished yet: no table to write.
+                if (results.Count == 0) return 0;
+            }
             return ReportCommand.Report(ui, dir, dir);
         }));
         return command;

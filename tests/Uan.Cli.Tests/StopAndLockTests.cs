@@ -118,4 +118,16 @@ public sealed class StopAndLockTests : IDisposable
         Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.False(File.Exists(Path.Combine(run, "results.json")));
     }
+
+    [Fact]
+    public void CompareSkipsARunAnotherProcessHoldsAndSaysWho()
+    {
+        using var holder = RunFolder.Lock(Path.Combine(_dir, "BN-lr0.001-s1"));
+        var (code, output, err) = CliTests.Uan("compare", "--norm", "BN=bn", "--epochs", "1", "--train-limit", "100", "--out", _dir);
+        Assert.True(code == 0, output + err);
+        Assert.Contains($"run 1: BN lr=0.001 seed=1 — held by pid {Environment.ProcessId} on {Environment.MachineName} since ", output);
+        Assert.Contains(", skipped", output);
+        Assert.Contains("1 of 1 runs were held by other processes and skipped", output);
+        Assert.False(File.Exists(Path.Combine(_dir, "BN-lr0.001-s1", "results.json")));
+    }
 }

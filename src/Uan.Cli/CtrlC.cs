@@ -24,7 +24,7 @@ internal sealed class CtrlC : IDisposable
     {
         _ui = ui;
         Console.CancelKeyPress += OnCancel;
-        // Windows sends no SIGTERM to a console process.
+        // POSIX only: on Windows .NET maps SIGTERM to console shutdown events, which are not a scheduler's request to stop.
         if (!OperatingSystem.IsWindows()) _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnTerminate);
     }
 

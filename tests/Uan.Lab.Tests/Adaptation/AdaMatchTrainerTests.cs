@@ -292,12 +292,16 @@ public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable
     public void NonFiniteLossStopsWithAClearMessage()
     {
         using var data = Data();
-        using var trainer = new AdaMatchTrainer(Config(), data, _dir, () => new Poisoned());
+        using var trainer = new AdaMatchTrainer(Config(), data, _dir, () => new Poisoned()) { LogSteps = true };
         var r = trainer.Run();
         Assert.Equal("diverged", r.Status);
         Assert.Contains("non-finite loss", r.Message);
         Assert.Contains("epoch 1, step 1", r.Message);
         Assert.Empty(r.Epochs);
+        // The step that diverged is in the log, for diagnosis, though its epoch was never committed.
+        var row = Assert.Single(AdaMatchStepLog.Load(Path.Combine(_dir, AdaMatchStepLog.FileName)));
+        Assert.Equal((1, 0L), (row.Epoch, row.Step));
+        Assert.True(double.IsNaN(row.Result.Loss));
     }
 
     [Fact]

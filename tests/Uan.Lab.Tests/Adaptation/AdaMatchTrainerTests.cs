@@ -274,6 +274,20 @@ public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable
     }
 
     [Fact]
+    public void AFolderAnotherWriterHoldsIsRefusedUntouched()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config(epochs: 1), data, _dir) { LogSteps = true };
+        using (RunFolder.Lock(_dir))
+        {
+            var e = Assert.Throws<RunFolderLockedException>(() => trainer.Run());
+            Assert.Contains($"pid {Environment.ProcessId}", e.Message);
+        }
+        Assert.False(File.Exists(Path.Combine(_dir, "results.json")));
+        Assert.False(File.Exists(Path.Combine(_dir, AdaMatchStepLog.FileName)));
+    }
+
+    [Fact]
     public void ProbeHookGetsFixedBatchesEveryEpoch()
     {
         using var data = Data();

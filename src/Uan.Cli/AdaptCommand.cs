@@ -138,18 +138,9 @@ internal static class AdaptCommand
                 if (ui.Interactive) AnsiConsole.MarkupLine(Markup.Escape(line));
                 else ui.Out.WriteLine(line);
             };
-            var stepRows = p.GetValue(stepLog) ? AdaMatchStepLog.Open(dir, p.GetValue(resume)) : null;
-            if (stepRows is not null) trainer.StepFinished += stepRows.Add;
-            AdaMatchResults results;
-            try
-            {
-                results = RunWithProgress(ui, trainer, p.GetValue(resume), stop.Token);
-            }
-            finally
-            {
-                stepRows?.Save();
-            }
-            return Summarise(ui, results, dir);
+            trainer.LogSteps = p.GetValue(stepLog);
+            var results = RunWithProgress(ui, trainer, p.GetValue(resume), stop.Token);
+            return Summarise(ui, results, dir, stop.StoppedExitCode);
         }));
         return command;
     }
@@ -167,19 +158,22 @@ internal static class AdaptCommand
     {
         if (!ui.Interactive) return trainer.Run(resume, null, token);
         AdaMatchResults results = null!;
-        AnsiConsole.Progress()
+        Ui.NewProgress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 16 }, new PercentageColumn(),
                 new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("adamatch", maxValue: trainer.Config.Epochs);
+                var refresh = new Ui.Throttle(ctx);
+                trainer.EpochFinished += _ => refresh.Refresh(now: true);
                 var progress = new SyncProgress<TrainProgress>(p =>
                 {
                     if (p.Phase == "train") task.Value = p.Epoch - 1 + (double)p.Step / p.Steps;
                     task.Description = Markup.Escape(p.Phase == "train"
                         ? string.Create(CultureInfo.InvariantCulture, $"e{p.Epoch}/{p.Epochs} loss {p.Loss:F3} src acc {p.Accuracy:P0} {p.ImagesPerSecond:F0} img/s")
                         : $"e{p.Epoch}/{p.Epochs} {p.Phase} {p.Step}/{p.Steps}");
+                    refresh.Refresh();
                 });
                 results = trainer.Run(resume, progress, token);
                 task.StopTask();
@@ -187,7 +181,7 @@ internal static class AdaptCommand
         return results;
     }
 
-    static int Summarise(Ui ui, AdaMatchResults results, string dir)
+    static int Summarise(Ui ui, AdaMatchResults results, string dir, int stoppedExitCode)
     {
         var inv = CultureInfo.InvariantCulture;
         var last = results.Epochs.LastOrDefault();
@@ -202,7 +196,7 @@ internal static class AdaptCommand
             foreach (var line in PaperLines(results.Config)) ui.Result(line);
         }
         if (results.Message is not null) ui.Error(results.Message);
-        return results.Status switch { "completed" => 0, "stopped" => 130, _ => 1 };
+        return results.Status switch { "completed" => 0, "stopped" => stoppedExitCode, _ => 1 };
     }
 
     /// <summary>The paper's published MNIST → SVHN rows, labelled as the paper's, for comparison with ours.</summary>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Uan.Lab;
 using Uan.Lab.Training;
 
 namespace Uan.Cli;
@@ -51,10 +52,19 @@ internal static class CompareCommand
                 $"{grid.Runs.Count} runs → {dir}"));
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);
+            var held = new HashSet<int>();
             var results = ui.WithProgress(grid.Runs.Count, tracker =>
             {
                 var all = grid.Run(locator,
-                    tracker.RunStarting,
+                    (i, config, state) =>
+                    {
+                        if (state == "held")
+                        {
+                            held.Add(i);
+                            state = $"held by {RunFolder.DescribeHolder(grid.Runs[i].RunDir)}";
+                        }
+                        tracker.RunStarting(i, config, state);
+                    },
                     tracker,
                     (config, m) => tracker.Epoch(config, m),
                     stop.Token);
@@ -65,7 +75,13 @@ internal static class CompareCommand
             if (stop.Token.IsCancellationRequested)
             {
                 ui.Error($"stopped; run the same command again to continue the grid in {dir}");
-                return 130;
+                return stop.StoppedExitCode;
+            }
+            if (held.Count > 0)
+            {
+                ui.Info($"{held.Count} of {grid.Runs.Count} runs were held by other processes and skipped; run the same command again once they finish");
+                // Nothing of this grid is finished yet: no table to write.
+                if (results.Count == 0) return 0;
             }
             return ReportCommand.Report(ui, dir, dir);
         }));

@@ -44,12 +44,12 @@ internal static class TrainCommand
                 tracker.RunFinished(r);
                 return r;
             });
-            return Summarise(ui, results, dir);
+            return Summarise(ui, results, dir, stop.StoppedExitCode);
         }));
         return command;
     }
 
-    internal static int Summarise(Ui ui, RunResults results, string dir)
+    internal static int Summarise(Ui ui, RunResults results, string dir, int stoppedExitCode)
     {
         var last = results.Epochs.LastOrDefault();
         var best = results.Epochs.Where(m => m.IsBest).LastOrDefault();
@@ -61,6 +61,6 @@ internal static class TrainCommand
                 $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s; last test accuracy {last.TestAccuracy:P2}{bestText}; results in {dir}"));
         }
         if (results.Message is not null) ui.Error(results.Message);
-        return results.Status switch { "completed" => 0, "stopped" => 130, _ => 1 };
+        return results.Status switch { "completed" => 0, "stopped" => stoppedExitCode, _ => 1 };
     }
 }

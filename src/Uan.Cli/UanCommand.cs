@@ -9,7 +9,7 @@ namespace Uan.Cli;
 /// <summary>
 /// The <c>uan</c> command line. Parsing and presentation only: every experiment step is a call into Uan.Lab.
 /// Exit codes: 0 success, 1 the run failed or diverged, 2 bad input (unknown dataset, missing files, bad norm spec, ...),
-/// 130 stopped by Ctrl-C.
+/// 130 stopped by Ctrl-C, 143 stopped by SIGTERM (both leave a resumable run).
 /// </summary>
 public static class UanCommand
 {

@@ -47,7 +47,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
     {
         if (!Interactive) return body(new Tracker(this, null, null));
         T result = default!;
-        AnsiConsole.Progress()
+        NewProgress()
             .AutoClear(false)
             .HideCompleted(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 16 }, new PercentageColumn(),
@@ -60,23 +60,57 @@ internal sealed class Ui(TextWriter output, TextWriter error)
         return result;
     }
 
+    /// <summary>
+    /// A Spectre progress display that redraws only when the caller refreshes it. Its default refresh thread renders
+    /// (and allocates) while the training thread is inside libtorch, which makes TorchSharp's finalizer race more
+    /// likely; <see cref="Throttle"/> paces the refreshes the training loop makes between steps instead.
+    /// </summary>
+    internal static Progress NewProgress(IAnsiConsole? console = null) => new Progress(console ?? AnsiConsole.Console).AutoRefresh(false);
+
+    /// <summary>Refreshes a progress display at most ten times a second, on the calling thread.</summary>
+    internal sealed class Throttle(ProgressContext ctx)
+    {
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+        private TimeSpan _last = TimeSpan.FromSeconds(-1);
+
+        public void Refresh(bool now = false)
+        {
+            var elapsed = _clock.Elapsed;
+            if (!now && elapsed - _last < TimeSpan.FromMilliseconds(100)) return;
+            _last = elapsed;
+            ctx.Refresh();
+        }
+    }
+
     /// <summary>Receives training progress and epoch results and shows them.</summary>
     internal sealed class Tracker(Ui ui, ProgressContext? ctx, ProgressTask? grid) : IProgress<TrainProgress>
     {
         private ProgressTask? _run;
         private RunConfig? _config;
+        private readonly Throttle? _refresh = ctx is null ? null : new Throttle(ctx);
 
         public void RunStarting(int index, RunConfig config, string state)
         {
             _config = config;
             SetGrid(index);
-            string what = state switch { "completed" => "already completed, kept", "diverged" => "diverged earlier, kept", "new" => "starting", _ => $"resuming ({state})" };
+            string what = state switch
+            {
+                "completed" => "already completed, kept", "diverged" => "diverged earlier, kept", "new" => "starting",
+                _ when state.StartsWith("held", StringComparison.Ordinal) => $"{state}, skipped",
+                _ => $"resuming ({state})",
+            };
             if (ctx is null) ui.Info($"run {index + 1}: {Describe(config)} — {what}");
             else
             {
                 _run?.StopTask();
                 _run = ctx.AddTask(Markup.Escape($"{Describe(config)}"), maxValue: config.Epochs);
                 if (state is "completed" or "diverged") { _run.Value = config.Epochs; _run.StopTask(); }
+                else if (state.StartsWith("held", StringComparison.Ordinal))
+                {
+                    _run.Description = Markup.Escape($"{Describe(config)}: {what}");
+                    _run.StopTask();
+                }
+                _refresh!.Refresh(now: true);
             }
         }
 
@@ -84,6 +118,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
         {
             SetGrid(runs);
             _run?.StopTask();
+            _refresh?.Refresh(now: true);
         }
 
         private void SetGrid(int done)
@@ -103,7 +138,11 @@ internal sealed class Ui(TextWriter output, TextWriter error)
         {
             if (ui.Quiet) return;
             if (ctx is null) ui.Out.WriteLine(EpochLine(config, m));
-            else AnsiConsole.MarkupLine(Markup.Escape(EpochLine(config, m)));
+            else
+            {
+                AnsiConsole.MarkupLine(Markup.Escape(EpochLine(config, m)));
+                _refresh!.Refresh(now: true);
+            }
         }
 
         public void Report(TrainProgress p)
@@ -112,6 +151,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
             _run.Value = p.Epoch - 1 + (double)p.Step / p.Steps;
             _run.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                 $"{_config!.Label ?? _config.Norm} s{_config.Seed} e{p.Epoch}/{p.Epochs} loss {p.Loss:F3} acc {p.Accuracy:P0} {p.ImagesPerSecond:F0}/s"));
+            _refresh?.Refresh();
         }
     }
 }

@@ -177,8 +177,9 @@ public sealed record AdaMatchEpoch
 }
 
 /// <summary>
-/// The contents of an AdaMatch run folder's <c>results.json</c>; rewritten atomically after every epoch (temporary
-/// file, then rename), with the fields and JSON conventions every results file shares (<see cref="RunRecord"/>).
+/// The contents of an AdaMatch run folder's <c>results.json</c>, the run's commit record: replaced atomically after
+/// the epoch's checkpoint is staged (see <see cref="RunFolder"/>), with the fields and JSON conventions every results
+/// file shares (<see cref="RunRecord"/>).
 /// </summary>
 public sealed record AdaMatchResults : RunRecord
 {

@@ -6,17 +6,15 @@ namespace Uan.Lab.Adaptation;
 /// <summary>
 /// <c>steps.csv</c> in an AdaMatch run folder: one row per training step with its losses, mask rate, learning rate,
 /// warm-up weight, the mean |logit| of the train-mode and the eval-mode source passes, and the gradient norm. Rows are
-/// kept in memory and the file is rewritten atomically every <see cref="SaveEvery"/> steps and on
-/// <see cref="Save"/>. A step index that is not after the last row (a resumed run repeating an unfinished epoch)
-/// replaces the rows from that step on.
+/// kept in memory and appended to the file (flushed to disk) by <see cref="Flush"/>, which the trainer calls before it
+/// commits an epoch; so the rows of every committed epoch are on disk. Opening the log for a run drops the rows of
+/// epochs its commit record does not hold (an epoch a crash interrupted, which the resumed run trains again) and a
+/// last line a kill cut short.
 /// </summary>
 public sealed class AdaMatchStepLog
 {
     /// <summary>File name inside the run folder.</summary>
     public const string FileName = "steps.csv";
-
-    /// <summary>Rows between automatic saves.</summary>
-    public const int SaveEvery = 10;
 
     /// <summary>The CSV header.</summary>
     public const string Header =
@@ -24,55 +22,79 @@ public sealed class AdaMatchStepLog
 
     readonly string _path;
     readonly List<(int Epoch, long Step, AdaMatchStep Result)> _rows;
-    int _unsaved;
+    int _flushed;
 
     AdaMatchStepLog(string path, List<(int, long, AdaMatchStep)> rows)
     {
         _path = path;
         _rows = rows;
+        _flushed = rows.Count;
     }
 
-    /// <summary>The rows so far.</summary>
+    /// <summary>The rows so far (on disk and not yet flushed).</summary>
     public IReadOnlyList<(int Epoch, long Step, AdaMatchStep Result)> Rows => _rows;
 
-    /// <summary>A log for <paramref name="runDir"/>; with <paramref name="resume"/> the existing file's rows are kept.</summary>
-    public static AdaMatchStepLog Open(string runDir, bool resume)
+    /// <summary>
+    /// The log of <paramref name="runDir"/>, keeping the rows of its first <paramref name="committedEpochs"/> epochs
+    /// (0 for a new run); the file is rewritten (atomically) when that drops anything.
+    /// </summary>
+    public static AdaMatchStepLog Open(string runDir, int committedEpochs)
     {
         string path = Path.Combine(runDir, FileName);
-        return new AdaMatchStepLog(path, resume && File.Exists(path) ? Load(path).ToList() : []);
+        var rows = new List<(int, long, AdaMatchStep)>();
+        bool rewrite = true;
+        if (File.Exists(path))
+        {
+            var text = File.ReadAllText(path);
+            // A kill during an append can leave a partial last line; its epoch was not committed.
+            int end = text.LastIndexOf('\n') + 1;
+            var all = Parse(path, text[..end]);
+            rows.AddRange(all.Where(r => r.Epoch <= committedEpochs));
+            rewrite = end != text.Length || rows.Count != all.Count;
+        }
+        if (rewrite) AtomicFile.WriteAllText(path, Format(rows, header: true));
+        return new AdaMatchStepLog(path, rows);
     }
 
     /// <summary>Adds one step (the signature of <see cref="AdaMatchTrainer.StepFinished"/>).</summary>
-    public void Add(int epoch, long step, AdaMatchStep result)
+    public void Add(int epoch, long step, AdaMatchStep result) => _rows.Add((epoch, step, result));
+
+    /// <summary>Appends the rows added since the last flush to the file and flushes it to disk.</summary>
+    public void Flush()
     {
-        while (_rows.Count > 0 && _rows[^1].Step >= step) _rows.RemoveAt(_rows.Count - 1);
-        _rows.Add((epoch, step, result));
-        if (++_unsaved >= SaveEvery) Save();
+        if (_flushed == _rows.Count) return;
+        var bytes = new UTF8Encoding(false).GetBytes(Format(_rows.Skip(_flushed), header: false));
+        using (var stream = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read))
+        {
+            stream.Write(bytes);
+            stream.Flush(flushToDisk: true);
+        }
+        _flushed = _rows.Count;
     }
 
-    /// <summary>Writes the file (temporary file, then rename).</summary>
-    public void Save()
+    static string Format(IEnumerable<(int Epoch, long Step, AdaMatchStep Result)> rows, bool header)
     {
         var inv = CultureInfo.InvariantCulture;
-        var text = new StringBuilder(Header).Append('\n');
-        foreach (var (epoch, step, r) in _rows)
+        var text = new StringBuilder();
+        if (header) text.Append(Header).Append('\n');
+        foreach (var (epoch, step, r) in rows)
             text.Append(string.Join(",", new[]
             {
                 epoch.ToString(inv), step.ToString(inv), R(r.Loss), R(r.SourceLoss), R(r.TargetLoss), R(r.MaskRate),
                 R(r.LearningRate), R(r.Warmup), r.SourceCorrect.ToString(inv), R(r.TrainLogitScale),
                 R(r.EvalLogitScale), R(r.GradNorm),
             })).Append('\n');
-        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
-        AtomicFile.WriteAllText(_path, text.ToString());
-        _unsaved = 0;
+        return text.ToString();
 
         static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
     }
 
     /// <summary>Reads a <c>steps.csv</c>; the error names the file and line when it is not one.</summary>
-    public static IReadOnlyList<(int Epoch, long Step, AdaMatchStep Result)> Load(string path)
+    public static IReadOnlyList<(int Epoch, long Step, AdaMatchStep Result)> Load(string path) => Parse(path, File.ReadAllText(path));
+
+    static List<(int Epoch, long Step, AdaMatchStep Result)> Parse(string path, string content)
     {
-        var lines = File.ReadAllLines(path);
+        var lines = content.Split('\n');
         if (lines.Length == 0 || lines[0] != Header)
             throw new InvalidDataException($"{path}: not an AdaMatch step log (expected the header '{Header}')");
         var rows = new List<(int, long, AdaMatchStep)>();

@@ -28,8 +28,12 @@ public readonly record struct AdaMatchStep(double Loss, double SourceLoss, doubl
 /// train mode, forward pass 2 on concat[src_w, src_s] in eval mode (BatchNorm on its running statistics; gradients
 /// flow through both passes, as in the reference's tape), random logit interpolation, distribution alignment,
 /// relative confidence mask, L = L_src + μ(t)·L_tgt (<see cref="AdaMatchMath"/>), Adam (ε = 1e-7, as Keras) with
-/// the cosine-decayed learning rate. After every epoch both test sets are evaluated in eval mode, results.json and
-/// the last checkpoint are written atomically (temporary file, then rename).
+/// the cosine-decayed learning rate. After every epoch both test sets are evaluated in eval mode and the epoch is
+/// committed through <see cref="RunFolder"/>: the epoch's rows are appended to steps.csv (with
+/// <see cref="LogSteps"/>), the last checkpoint is staged, results.json (the commit record) is replaced, then the
+/// staged checkpoint is renamed into place. The run folder is locked for the whole run; a resume finishes or undoes an
+/// interrupted commit, drops steps.csv rows of uncommitted epochs, and refuses (naming the file) a last.ckpt that does
+/// not hold the last epoch of results.json.
 /// <para>
 /// Reproducibility: weights are drawn after <c>manual_seed(seed)</c>; the data order, the augmentations and the
 /// interpolation λ of epoch e depend only on (seed, e), so a run resumed from its last checkpoint continues as one
@@ -115,6 +119,19 @@ public sealed class AdaMatchTrainer : IDisposable
     /// <summary>Called after every training step with the 1-based epoch, the 0-based global step and what it did.</summary>
     public event Action<int, long, AdaMatchStep>? StepFinished;
 
+    /// <summary>
+    /// Write every step to <see cref="AdaMatchStepLog.FileName"/> in the run folder; an epoch's rows are on disk
+    /// before the epoch is committed (and those of an epoch that ends the run stopped or diverged when it ends).
+    /// </summary>
+    public bool LogSteps { get; set; }
+
+    /// <summary>
+    /// Called at the named points of every epoch's commit with the point and the epoch: "epoch-end",
+    /// "staged:steps.csv", "staged:last.ckpt", "committed", "installed:last.ckpt". Tests throw from it to stop a commit
+    /// where a kill would.
+    /// </summary>
+    internal Action<string, int>? CommitFault { get; set; }
+
     /// <summary>Learning rate at global step <paramref name="step"/> (0-based).</summary>
     public double LearningRateAt(long step) => AdaMatchMath.CosineDecay(step, Config.LearningRate, HorizonSteps, Config.LrAlpha);
 
@@ -165,25 +182,44 @@ public sealed class AdaMatchTrainer : IDisposable
     /// </summary>
     public AdaMatchResults Run(bool resume = false, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
-        Directory.CreateDirectory(RunDir);
-        string lastPath = Path.Combine(RunDir, LastCheckpoint);
+        using var folder = RunFolder.Lock(RunDir);
+        folder.Fault = CommitFault;
+        folder.RemoveStaleTemporaries();
+        string lastPath = folder.PathOf(LastCheckpoint);
+        bool holdsRun = File.Exists(lastPath) || File.Exists(lastPath + RunFolder.PendingSuffix);
         AdaMatchResults results;
         int start = 0;
-        if (resume && File.Exists(lastPath))
+        var previous = resume && File.Exists(folder.PathOf(RunRecord.FileName)) ? AdaMatchResults.Load(RunDir) : null;
+        // Without a commit record, a staged checkpoint is the first epoch's, never committed: a fresh start.
+        if (resume && (File.Exists(lastPath) || previous is not null && (holdsRun || previous.Epochs.Count > 0)))
         {
-            var previous = AdaMatchResults.Load(RunDir);
+            if (previous is null)
+                throw new InvalidDataException($"{folder.PathOf(RunRecord.FileName)}: missing, but {LastCheckpoint} is there");
             CheckResumable(previous.Config);
+            Recover(folder, previous);
+        }
+        else if (!resume && holdsRun)
+            throw new IOException($"{RunDir} already holds a run ({LastCheckpoint}); resume it or choose another folder");
+        int committed = resume ? previous?.Epochs.Count ?? 0 : 0;
+        // Rows of epochs the commit record does not hold are dropped even when this run does not log steps.
+        AdaMatchStepLog? stepLog = null;
+        if (LogSteps || File.Exists(folder.PathOf(AdaMatchStepLog.FileName)))
+        {
+            var log = AdaMatchStepLog.Open(RunDir, committed);
+            if (LogSteps) stepLog = log;
+        }
+        if (committed > 0)
+        {
             start = LoadCheckpoint(lastPath);
-            results = previous with
+            results = previous! with
             {
                 Config = Config, StepsPerEpoch = StepsPerEpoch, HorizonSteps = HorizonSteps,
-                Epochs = previous.Epochs.Where(m => m.Epoch <= start).ToList(),
+                Epochs = previous.Epochs.ToList(),
             };
         }
         else
         {
-            if (!resume && File.Exists(lastPath))
-                throw new IOException($"{RunDir} already holds a run ({LastCheckpoint}); resume it or choose another folder");
+            folder.RemovePending();
             results = new AdaMatchResults
             {
                 Config = Config, StepsPerEpoch = StepsPerEpoch, HorizonSteps = HorizonSteps,
@@ -216,7 +252,7 @@ public sealed class AdaMatchTrainer : IDisposable
                     using var s = sources.Current;
                     using var t = targets.Current;
                     if (cancel.IsCancellationRequested)
-                        return RunRecord.Finish(results, RunDir, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
+                        return Finish(results, "stopped", $"stopped during epoch {epoch + 1}; resume continues from epoch {epoch + 1} " +
                                                           $"(the last checkpoint holds {epoch} finished epochs)");
                     AdaMatchStep r;
                     using (NewDisposeScope())
@@ -227,9 +263,10 @@ public sealed class AdaMatchTrainer : IDisposable
                         var ts = _data.Strong.Apply(t.Images, true, targetAug);
                         r = Step(sw, ss, s.Labels, tw, ts, (long)epoch * StepsPerEpoch + step);
                     }
+                    stepLog?.Add(epoch + 1, (long)epoch * StepsPerEpoch + step, r);
                     StepFinished?.Invoke(epoch + 1, (long)epoch * StepsPerEpoch + step, r);
                     if (!double.IsFinite(r.Loss))
-                        return RunRecord.Finish(results, RunDir, "diverged",
+                        return Finish(results, "diverged",
                             $"non-finite loss ({r.Loss}) at epoch {epoch + 1}, step {step + 1} (source {r.SourceLoss}, target {r.TargetLoss}); " +
                             (epoch > 0 ? $"{LastCheckpoint} keeps epoch {epoch}" : "no checkpoint was written"));
                     lossSum += r.Loss; sourceSum += r.SourceLoss; targetSum += r.TargetLoss; maskSum += r.MaskRate;
@@ -254,21 +291,33 @@ public sealed class AdaMatchTrainer : IDisposable
                     TrainSeconds = trainSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds, SecondsPerStep = trainSeconds / step,
                 };
                 if (EpochProbe is { } hook) hook(epoch + 1, Model, probe.Source!, probe.Target!);
+                folder.Point("epoch-end", epoch + 1);
+                if (stepLog is not null)
+                {
+                    stepLog.Flush();
+                    folder.Point("staged:" + AdaMatchStepLog.FileName, epoch + 1);
+                }
+                folder.Stage(LastCheckpoint, epoch + 1, s => SaveCheckpoint(s, epoch + 1));
                 results.Epochs.Add(metrics);
                 results.TotalSeconds += metrics.TrainSeconds + metrics.EvalSeconds;
                 results.Status = epoch + 1 == Config.Epochs ? "completed" : "running";
                 results.Updated = DateTimeOffset.Now;
-                // results.json first: a resume drops any epoch the checkpoint does not hold.
-                results.Save(RunDir);
-                SaveCheckpoint(lastPath, epoch + 1);
+                folder.Commit(results, epoch + 1, [LastCheckpoint]);
                 EpochFinished?.Invoke(metrics);
             }
-            return RunRecord.Finish(results, RunDir, "completed", null);
+            return Finish(results, "completed", null);
         }
         finally
         {
             probe.Source?.Dispose();
             probe.Target?.Dispose();
+        }
+
+        // The rows of an epoch that ends the run unfinished are kept for diagnosis; a resume drops them.
+        AdaMatchResults Finish(AdaMatchResults r, string status, string? message)
+        {
+            stepLog?.Flush();
+            return RunRecord.Finish(r, RunDir, status, message);
         }
     }
 
@@ -349,15 +398,30 @@ public sealed class AdaMatchTrainer : IDisposable
     private void CheckResumable(AdaMatchConfig saved) =>
         RunRecord.CheckResumable(RunDir, saved, Config, c => c with { Epochs = 0, Device = "", Threads = null });
 
-    private void SaveCheckpoint(string path, int epoch) =>
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-            writer.Write(Magic);
-            writer.Write(epoch);
-            Model.save(writer);
-            _optimizer.save_state_dict(writer);
-        });
+    /// <summary>
+    /// Finishes or undoes an interrupted commit in <paramref name="folder"/> and checks that last.ckpt holds the last
+    /// epoch of <paramref name="results"/> (the commit record); throws <see cref="InvalidDataException"/> naming the
+    /// file that disagrees.
+    /// </summary>
+    internal static void Recover(RunFolder folder, AdaMatchResults results)
+    {
+        string record = folder.PathOf(RunRecord.FileName);
+        for (int i = 0; i < results.Epochs.Count; i++)
+            if (results.Epochs[i].Epoch != i + 1)
+                throw new InvalidDataException($"{record}: epoch {results.Epochs[i].Epoch} listed as finished epoch {i + 1}");
+        int committed = results.Epochs.Count;
+        folder.Recover(LastCheckpoint, committed, committed, path => RunFolder.ReadCheckpointEpoch(path, Magic),
+            $"records {committed} finished epochs");
+    }
+
+    private void SaveCheckpoint(Stream stream, int epoch)
+    {
+        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        writer.Write(Magic);
+        writer.Write(epoch);
+        Model.save(writer);
+        _optimizer.save_state_dict(writer);
+    }
 
     private int LoadCheckpoint(string path)
     {

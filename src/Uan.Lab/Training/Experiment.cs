@@ -54,7 +54,9 @@ public static class Experiment
 /// <summary>
 /// The paper's comparison grid: norms × learning rates × seeds on one dataset and model. Each run has its own folder
 /// under the grid folder (<c>LABEL-lrX-sN</c>); a completed run is kept, an unfinished one is resumed, so a killed
-/// grid continues where it stopped; a diverged run is a result and is kept too. All runs share the loaded data.
+/// grid continues where it stopped; a diverged run is a result and is kept too. A run whose folder another process
+/// holds (<see cref="RunFolder"/>) is skipped, so several processes can work through one grid. All runs share the
+/// loaded data.
 /// </summary>
 public sealed class ComparisonGrid
 {
@@ -100,7 +102,9 @@ public sealed class ComparisonGrid
 
     /// <summary>
     /// Trains every run that is not completed yet. <paramref name="runStarting"/> is told (index, config, state) before
-    /// each run. Stops early when <paramref name="cancel"/> fires; returns the results of the runs touched or kept.
+    /// each run; state "held" means another process holds the run's folder and the run is skipped (the holder is in
+    /// <see cref="RunFolder.DescribeHolder"/>). Stops early when <paramref name="cancel"/> fires; returns the results
+    /// of the runs touched or kept.
     /// </summary>
     public IReadOnlyList<RunResults> Run(DataLocator locator, Action<int, RunConfig, string>? runStarting = null,
         IProgress<TrainProgress>? progress = null, Action<RunConfig, EpochMetrics>? epochFinished = null, CancellationToken cancel = default)
@@ -112,14 +116,25 @@ public sealed class ComparisonGrid
             for (int i = 0; i < Runs.Count && !cancel.IsCancellationRequested; i++)
             {
                 var (config, dir) = Runs[i];
-                string state = StateOf(dir);
-                runStarting?.Invoke(i, config, state);
-                if (state is "completed" or "diverged")
+                string state;
+                RunResults? kept = null;
+                using (var folder = RunFolder.TryLock(dir, out _))
                 {
-                    var done = RunResults.Load(dir);
-                    if (done.Config with { Threads = null, Device = "", Snapshots = false } == config with { Threads = null, Device = "", Snapshots = false })
+                    state = folder is null ? "held" : StateOf(dir);
+                    if (folder is not null && state is "completed" or "diverged")
                     {
-                        all.Add(done);
+                        kept = RunResults.Load(dir);
+                        // A commit a kill interrupted is finished here, so a kept run's checkpoints are its results'.
+                        Trainer.Recover(folder, kept);
+                    }
+                }
+                runStarting?.Invoke(i, config, state);
+                if (state == "held") continue;
+                if (kept is not null)
+                {
+                    if (kept.Config with { Threads = null, Device = "", Snapshots = false } == config with { Threads = null, Device = "", Snapshots = false })
+                    {
+                        all.Add(kept);
                         continue;
                     }
                     throw new ArgumentException($"{dir} holds a completed run with another configuration; use another output folder");
@@ -131,8 +146,18 @@ public sealed class ComparisonGrid
                     foreach (var (c, _) in Runs.DistinctBy(r => (r.Config.Norm, r.Config.InputNorm)))
                         Experiment.ModelFor(c, data)().Dispose();
                 }
-                var results = Experiment.Run(config, data, dir, resume: state != "new", progress,
-                    m => epochFinished?.Invoke(config, m), cancel);
+                RunResults results;
+                try
+                {
+                    results = Experiment.Run(config, data, dir, resume: state != "new", progress,
+                        m => epochFinished?.Invoke(config, m), cancel);
+                }
+                catch (RunFolderLockedException)
+                {
+                    // Another process took the folder since it was looked at.
+                    runStarting?.Invoke(i, config, "held");
+                    continue;
+                }
                 all.Add(results);
                 if (results.Status is "stopped") break;
             }

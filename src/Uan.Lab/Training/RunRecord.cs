@@ -26,7 +26,7 @@ public abstract record RunRecord
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <summary>running, completed, stopped (Ctrl-C), diverged (non-finite loss), failed.</summary>
+    /// <summary>running, completed, stopped (Ctrl-C or SIGTERM; resumable), diverged (non-finite loss), failed.</summary>
     public string Status { get; set; } = "running";
     /// <summary>Why the run stopped, when it did not complete.</summary>
     public string? Message { get; set; }

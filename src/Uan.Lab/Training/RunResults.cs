@@ -124,8 +124,9 @@ public sealed record EnvironmentInfo
 
 /// <summary>
 /// The contents of a run folder's <c>results.json</c>: the config, one <see cref="EpochMetrics"/> per finished epoch,
-/// and how the run ended (<see cref="RunRecord"/>). Rewritten atomically after every epoch, so a killed run leaves a
-/// valid file.
+/// and how the run ended (<see cref="RunRecord"/>). The run's commit record: replaced atomically after the epoch's
+/// checkpoints are staged (see <see cref="RunFolder"/>), so a killed run leaves a valid file that names what its
+/// checkpoints hold.
 /// </summary>
 public sealed record RunResults : RunRecord
 {

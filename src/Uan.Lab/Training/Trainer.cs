@@ -12,8 +12,14 @@ public readonly record struct TrainProgress(string Phase, int Epoch, int Epochs,
 
 /// <summary>
 /// One training run, written as one readable loop: seed, build the model, then per epoch train, evaluate on the
-/// validation and test splits, write results.json, the last checkpoint and (on a new best validation accuracy) the
-/// best checkpoint. Checkpoints and results are written atomically (temporary file, then rename).
+/// validation and test splits and commit the epoch through <see cref="RunFolder"/>: the last checkpoint and (on a new
+/// best validation accuracy) the best checkpoint are staged, results.json (the commit record) is replaced, then the
+/// staged checkpoints are renamed into place. The run folder is locked for the whole run.
+/// <para>
+/// Resume first finishes or undoes an interrupted commit, then requires last.ckpt to hold the last epoch of
+/// results.json and best.ckpt the epoch results.json marks as best; any other state is refused with an
+/// <see cref="InvalidDataException"/> naming the file.
+/// </para>
 /// <para>
 /// Reproducibility: the weights are drawn after <c>manual_seed(seed)</c>; the data order and augmentation of epoch
 /// e depend only on (seed, e); the global generator (dropout, Mixture Normalization's k-means++ seeding) is reseeded
@@ -99,22 +105,33 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public RunResults Run(bool resume = false, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
-        Directory.CreateDirectory(RunDir);
-        string lastPath = Path.Combine(RunDir, LastCheckpoint);
+        using var folder = RunFolder.Lock(RunDir);
+        folder.Fault = CommitFault;
+        folder.RemoveStaleTemporaries();
+        string lastPath = folder.PathOf(LastCheckpoint);
+        bool holdsRun = File.Exists(lastPath) || File.Exists(lastPath + RunFolder.PendingSuffix);
         RunResults results;
         int start = 0;
         double bestVal = double.NegativeInfinity;
-        if (resume && File.Exists(lastPath))
+        var previous = resume && File.Exists(folder.PathOf(RunRecord.FileName)) ? RunResults.Load(RunDir) : null;
+        // Without a commit record, a staged checkpoint is the first epoch's, never committed: a fresh start.
+        if (resume && (File.Exists(lastPath) || previous is not null && (holdsRun || previous.Epochs.Count > 0)))
         {
-            var previous = RunResults.Load(RunDir);
+            if (previous is null)
+                throw new InvalidDataException($"{folder.PathOf(RunRecord.FileName)}: missing, but {LastCheckpoint} is there");
             CheckResumable(previous.Config);
+            Recover(folder, previous);
+        }
+        else if (!resume && holdsRun)
+            throw new IOException($"{RunDir} already holds a run ({LastCheckpoint}); resume it or choose another folder");
+        if (resume && previous?.Epochs.Count > 0)
+        {
             (start, bestVal) = LoadCheckpoint(lastPath, withOptimizer: true);
-            results = previous with { Config = Config, Epochs = previous.Epochs.Where(m => m.Epoch <= start).ToList() };
+            results = previous with { Config = Config, Epochs = previous.Epochs.ToList() };
         }
         else
         {
-            if (!resume && File.Exists(lastPath))
-                throw new IOException($"{RunDir} already holds a run ({LastCheckpoint}); resume it or choose another folder");
+            folder.RemovePending();
             results = new RunResults
             {
                 Config = Config,
@@ -189,17 +206,17 @@ public sealed class Trainer : IDisposable
                 TrainSeconds = trainClock.Elapsed.TotalSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds,
                 ImagesPerSecond = train.Count / trainClock.Elapsed.TotalSeconds, IsBest = isBest,
             };
+            // Opt-in figures data; eval mode without gradients, so it leaves the training untouched. Before the
+            // commit, so an epoch trained again after a crash writes its snapshot again.
+            _snapshots?.AfterEpoch(Model, epoch + 1);
+            folder.Point("epoch-end", epoch + 1);
+            if (isBest) folder.Stage(BestCheckpoint, epoch + 1, s => SaveCheckpoint(s, epoch + 1, bestVal));
+            folder.Stage(LastCheckpoint, epoch + 1, s => SaveCheckpoint(s, epoch + 1, bestVal));
             results.Epochs.Add(metrics);
             results.TotalSeconds += metrics.TrainSeconds + metrics.EvalSeconds;
             results.Status = epoch + 1 == Config.Epochs ? "completed" : "running";
             results.Updated = DateTimeOffset.Now;
-            // results.json first: if the process dies before the checkpoint is renamed into place, a resume finds
-            // one epoch more in the results than in the checkpoint, drops it and trains that epoch again.
-            results.Save(RunDir);
-            SaveCheckpoint(lastPath, epoch + 1, bestVal);
-            if (isBest) SaveCheckpoint(Path.Combine(RunDir, BestCheckpoint), epoch + 1, bestVal);
-            // Opt-in figures data; eval mode without gradients, so it leaves the training untouched.
-            _snapshots?.AfterEpoch(Model, epoch + 1);
+            folder.Commit(results, epoch + 1, isBest ? [LastCheckpoint, BestCheckpoint] : [LastCheckpoint]);
             EpochFinished?.Invoke(metrics);
         }
         return RunRecord.Finish(results, RunDir, "completed", null);
@@ -235,16 +252,41 @@ public sealed class Trainer : IDisposable
     private void CheckResumable(RunConfig saved) =>
         RunRecord.CheckResumable(RunDir, saved, Config, c => c with { Epochs = 0, Device = "", Threads = null, Snapshots = false });
 
-    private void SaveCheckpoint(string path, int epoch, double bestVal) =>
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-            writer.Write(Magic);
-            writer.Write(epoch);
-            writer.Write(bestVal);
-            Model.save(writer);
-            _optimizer.save_state_dict(writer);
-        });
+    /// <summary>
+    /// Finishes or undoes an interrupted commit of the run in <paramref name="folder"/> and checks that its
+    /// checkpoints hold what <paramref name="results"/> (the commit record) names: last.ckpt its last epoch, best.ckpt
+    /// the last epoch marked best. Throws <see cref="InvalidDataException"/> naming the file that disagrees.
+    /// </summary>
+    internal static void Recover(RunFolder folder, RunResults results)
+    {
+        string record = folder.PathOf(RunRecord.FileName);
+        for (int i = 0; i < results.Epochs.Count; i++)
+            if (results.Epochs[i].Epoch != i + 1)
+                throw new InvalidDataException($"{record}: epoch {results.Epochs[i].Epoch} listed as finished epoch {i + 1}");
+        int committed = results.Epochs.Count;
+        int best = results.Epochs.LastOrDefault(m => m.IsBest)?.Epoch ?? 0;
+        int ReadEpoch(string path) => RunFolder.ReadCheckpointEpoch(path, Magic);
+        folder.Recover(LastCheckpoint, committed, committed, ReadEpoch, $"records {committed} finished epochs");
+        folder.Recover(BestCheckpoint, committed, best, ReadEpoch,
+            best == 0 ? "marks no epoch as best" : $"marks epoch {best} as the best");
+    }
+
+    /// <summary>
+    /// Called at the named points of every epoch's commit with the point and the epoch: "epoch-end",
+    /// "staged:best.ckpt", "staged:last.ckpt", "committed", "installed:last.ckpt", "installed:best.ckpt". Tests throw
+    /// from it to stop a commit where a kill would.
+    /// </summary>
+    internal Action<string, int>? CommitFault { get; set; }
+
+    private void SaveCheckpoint(Stream stream, int epoch, double bestVal)
+    {
+        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        writer.Write(Magic);
+        writer.Write(epoch);
+        writer.Write(bestVal);
+        Model.save(writer);
+        _optimizer.save_state_dict(writer);
+    }
 
     private (int Epoch, double BestVal) LoadCheckpoint(string path, bool withOptimizer)
     {

@@ -7,8 +7,34 @@ using static TorchSharp.torch;
 
 namespace Uan.Lab.Tests.Adaptation;
 
+/// <summary>An uninterrupted logged run of the default test configuration, made once for every kill test.</summary>
+public sealed class AdaMatchStraightRun : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-adamatch-straight-" + Guid.NewGuid().ToString("N"));
+
+    public AdaMatchStraightRun()
+    {
+        using var data = AdaMatchTrainerTests.Data();
+        using var trainer = new AdaMatchTrainer(AdaMatchTrainerTests.Config(), data, _dir) { LogSteps = true };
+        Results = trainer.Run();
+        Weights = AdaMatchTrainerTests.Weights(trainer.Model);
+        Checkpoint = File.ReadAllBytes(Path.Combine(_dir, AdaMatchTrainer.LastCheckpoint));
+        Steps = File.ReadAllText(Path.Combine(_dir, AdaMatchStepLog.FileName));
+    }
+
+    internal AdaMatchResults Results { get; }
+    internal Dictionary<string, float[]> Weights { get; }
+    internal byte[] Checkpoint { get; }
+    internal string Steps { get; }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+}
+
 [Collection(nameof(GlobalRngCollection))]
-public class AdaMatchTrainerTests : IDisposable
+public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable, IClassFixture<AdaMatchStraightRun>
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "uan-adamatch-" + Guid.NewGuid().ToString("N"));
 
@@ -36,16 +62,16 @@ public class AdaMatchTrainerTests : IDisposable
         return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), 10, source ? "toy-source" : "toy-target");
     }
 
-    private static AdaMatchData Data() =>
+    internal static AdaMatchData Data() =>
         new(Toy(160, true, 1), Toy(40, true, 2), Toy(240, false, 3), Toy(40, false, 4));
 
-    private static AdaMatchConfig Config(int epochs = 2, int seed = 5) => new()
+    internal static AdaMatchConfig Config(int epochs = 2, int seed = 5) => new()
     {
         Source = "toy-source", Target = "toy-target", Model = "wrn-10-1", Norm = "bn", Epochs = epochs, StepsPerEpoch = 3,
         SourceBatch = 8, TargetMultiplier = 3, LearningRate = 0.003, HorizonSteps = 12, Seed = seed, EvalBatch = 20,
     };
 
-    private static Dictionary<string, float[]> Weights(nn.Module model) =>
+    internal static Dictionary<string, float[]> Weights(nn.Module model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
 
     /// <summary>
@@ -118,30 +144,32 @@ public class AdaMatchTrainerTests : IDisposable
     }
 
     [Fact]
-    public void StepLogKeepsOneRowPerStepAndDropsAnUnfinishedEpochOnResume()
+    public void StepLogKeepsOneRowPerStepAndDropsAnUncommittedEpochOnOpen()
     {
         var runDir = Path.Combine(_dir, "log");
+        string path = Path.Combine(runDir, AdaMatchStepLog.FileName);
         using (var data = Data())
-        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, runDir))
-        {
-            var log = AdaMatchStepLog.Open(runDir, resume: false);
-            trainer.StepFinished += log.Add;
+        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, runDir) { LogSteps = true })
             trainer.Run();
-            log.Save();
-        }
-        var rows = AdaMatchStepLog.Load(Path.Combine(runDir, AdaMatchStepLog.FileName));
+        var rows = AdaMatchStepLog.Load(path);
         Assert.Equal(new long[] { 0, 1, 2 }, rows.Select(x => x.Step));
         Assert.All(rows, x => Assert.Equal(1, x.Epoch));
         Assert.All(rows, x => Assert.True(x.Result.GradNorm > 0 && double.IsFinite(x.Result.EvalLogitScale)));
+        string committed = File.ReadAllText(path);
 
-        // A resumed run redoes from its checkpoint: rows at or after a repeated step are replaced, not duplicated.
-        var resumed = AdaMatchStepLog.Open(runDir, resume: true);
-        resumed.Add(1, 1, rows[1].Result with { Loss = 123 });
-        resumed.Save();
-        var again = AdaMatchStepLog.Load(Path.Combine(runDir, AdaMatchStepLog.FileName));
-        Assert.Equal(new long[] { 0, 1 }, again.Select(x => x.Step));
-        Assert.Equal(123, again[1].Result.Loss);
-        Assert.Equal(rows[0].Result, again[0].Result);
+        // What a kill leaves: rows of an epoch that was never committed, the last one cut short.
+        var line = committed.Split('\n')[1];
+        File.AppendAllText(path, "2" + line[1..].Replace(",0,", ",3,") + "\n" + "2" + line[1..10]);
+        var log = AdaMatchStepLog.Open(runDir, committedEpochs: 1);
+        Assert.Equal(rows, log.Rows);
+        Assert.Equal(committed, File.ReadAllText(path));
+
+        log.Add(2, 3, rows[0].Result with { Loss = 123 });
+        log.Flush();
+        var again = AdaMatchStepLog.Load(path);
+        Assert.Equal(new long[] { 0, 1, 2, 3 }, again.Select(x => x.Step));
+        Assert.Equal(123, again[3].Result.Loss);
+        Assert.Empty(AdaMatchStepLog.Open(runDir, committedEpochs: 0).Rows);
     }
 
     [Fact]
@@ -188,6 +216,77 @@ public class AdaMatchTrainerTests : IDisposable
         }
     }
 
+    private static AdaMatchEpoch WithoutTimes(AdaMatchEpoch m) => m with { TrainSeconds = 0, EvalSeconds = 0, SecondsPerStep = 0 };
+
+    /// <summary>
+    /// Killed at <paramref name="point"/> of the last epoch's commit, the folder holds <paramref name="committed"/>
+    /// epochs in results.json and last.ckpt holds epoch <paramref name="last"/>; steps.csv may hold rows of the killed
+    /// epoch. Resumed, the run ends as the uninterrupted one: weights, metrics, checkpoint bytes and step log.
+    /// </summary>
+    [Theory]
+    [InlineData("epoch-end", 1, 1)]
+    [InlineData("staged:steps.csv", 1, 1)]
+    [InlineData("staged:last.ckpt", 1, 1)]
+    [InlineData("committed", 2, 1)]
+    [InlineData("installed:last.ckpt", 2, 2)]
+    public void AKillAtAnyPointOfTheCommitResumesToTheSameRun(string point, int committed, int last)
+    {
+        string b = Path.Combine(_dir, "b");
+        var straight = straightRun.Results;
+        var straightWeights = straightRun.Weights;
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(), data, b) { LogSteps = true })
+        {
+            trainer.CommitFault = (p, epoch) => { if (p == point && epoch == 2) throw new SimulatedKill(); };
+            Assert.Throws<SimulatedKill>(() => trainer.Run());
+        }
+        Assert.Equal(committed, AdaMatchResults.Load(b).Epochs.Count);
+        Assert.Equal(last, Kill.EpochField(Path.Combine(b, AdaMatchTrainer.LastCheckpoint)));
+        var logged = AdaMatchStepLog.Load(Path.Combine(b, AdaMatchStepLog.FileName));
+        Assert.Equal(point == "epoch-end" ? 3 : 6, logged.Count);
+        Kill.PlantTemporaries(b, "results.json", AdaMatchTrainer.LastCheckpoint, AdaMatchTrainer.LastCheckpoint + RunFolder.PendingSuffix);
+
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(), data, b) { LogSteps = true })
+        {
+            var resumed = trainer.Run(resume: true);
+            Assert.Equal("completed", resumed.Status);
+            Assert.Equal(straight.Epochs.Select(WithoutTimes), resumed.Epochs.Select(WithoutTimes));
+            Assert.Equal(straightWeights, Weights(trainer.Model));
+        }
+        Assert.Equal(straightRun.Checkpoint, File.ReadAllBytes(Path.Combine(b, AdaMatchTrainer.LastCheckpoint)));
+        Assert.Equal(straightRun.Steps, File.ReadAllText(Path.Combine(b, AdaMatchStepLog.FileName)));
+        Assert.Equal(6, AdaMatchStepLog.Load(Path.Combine(b, AdaMatchStepLog.FileName)).Count);
+        Assert.Empty(Kill.Leftovers(b));
+    }
+
+    [Fact]
+    public void ACheckpointWhoseEpochDisagreesWithTheResultsIsRefused()
+    {
+        using (var data = Data())
+        using (var trainer = new AdaMatchTrainer(Config(epochs: 1), data, _dir)) trainer.Run();
+        string path = Path.Combine(_dir, AdaMatchTrainer.LastCheckpoint);
+        Kill.EditEpochField(path, 9);
+        using var again = Data();
+        using var resumed = new AdaMatchTrainer(Config(), again, _dir);
+        var e = Assert.Throws<InvalidDataException>(() => resumed.Run(resume: true));
+        Assert.StartsWith($"{path}: holds epoch 9, but {Path.Combine(_dir, "results.json")} records 1 finished epochs", e.Message);
+    }
+
+    [Fact]
+    public void AFolderAnotherWriterHoldsIsRefusedUntouched()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config(epochs: 1), data, _dir) { LogSteps = true };
+        using (RunFolder.Lock(_dir))
+        {
+            var e = Assert.Throws<RunFolderLockedException>(() => trainer.Run());
+            Assert.Contains($"pid {Environment.ProcessId}", e.Message);
+        }
+        Assert.False(File.Exists(Path.Combine(_dir, "results.json")));
+        Assert.False(File.Exists(Path.Combine(_dir, AdaMatchStepLog.FileName)));
+    }
+
     [Fact]
     public void ProbeHookGetsFixedBatchesEveryEpoch()
     {
@@ -207,12 +306,16 @@ public class AdaMatchTrainerTests : IDisposable
     public void NonFiniteLossStopsWithAClearMessage()
     {
         using var data = Data();
-        using var trainer = new AdaMatchTrainer(Config(), data, _dir, () => new Poisoned());
+        using var trainer = new AdaMatchTrainer(Config(), data, _dir, () => new Poisoned()) { LogSteps = true };
         var r = trainer.Run();
         Assert.Equal("diverged", r.Status);
         Assert.Contains("non-finite loss", r.Message);
         Assert.Contains("epoch 1, step 1", r.Message);
         Assert.Empty(r.Epochs);
+        // The step that diverged is in the log, for diagnosis, though its epoch was never committed.
+        var row = Assert.Single(AdaMatchStepLog.Load(Path.Combine(_dir, AdaMatchStepLog.FileName)));
+        Assert.Equal((1, 0L), (row.Epoch, row.Step));
+        Assert.True(double.IsNaN(row.Result.Loss));
     }
 
     [Fact]

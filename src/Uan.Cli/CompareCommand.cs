@@ -55,6 +55,8 @@ internal static class CompareCommand
                 $"comparing {string.Join(", ", choices.Select(c => $"{c.Label} ({c.Spec})"))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
                 $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
                 $"{grid.Runs.Count} runs → {dir}"));
+            foreach (var (config, _) in grid.Runs.DistinctBy(r => r.Config.Norm))
+                Experiment.CheckModel(config);
             using var folder = OutputFolder.Claim(dir, "--out");
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);

@@ -32,6 +32,7 @@ internal static class TrainCommand
             string dir = p.GetValue(run.Out) ?? Path.Combine("runs", "train",
                 $"{config.Dataset}-{config.Model}-{ComparisonGrid.FolderName(choice.Label, config.LearningRate, config.Seed)}");
             var locator = UanCommand.Locator(p);
+            Experiment.CheckModel(config);
             using var folder = OutputFolder.Claim(dir, "--out");
             ui.Info($"training {config.Model} on {config.Dataset} with {choice.Label} ({choice.Spec}), lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
                     $"{config.Epochs} epochs, batch {config.BatchSize}, seed {config.Seed} → {dir}");

@@ -56,6 +56,9 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("--lr must be a number in (0, 10], got 'NaN'", "compare", "--lr", "0.01,NaN")]
     [InlineData("--seed must be an integer, got 'x'", "compare", "--seed", "1", "x")]
     [InlineData("--device 'cuda:0' is not available", "compare", "--device", "cuda:0")]
+    [InlineData("groups must divide the channel count 128, got 3", "train", "--norm", "gn:groups=3")]
+    [InlineData("groups must divide the channel count", "compare", "--norm", "bn", "--norm", "gn:groups=5")]
+    [InlineData("groups must divide the channel count 3, got 2", "train", "--model", "densenet40", "--input-norm", "gn:groups=2")]
     public void TrainAndCompareRefuseBadInputBeforeReadingData(string expected, params string[] args)
     {
         string run = Path.Combine(_dir, "run");
@@ -69,6 +72,7 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("--device 'cuda' is not available", "--device", "cuda")]
     [InlineData("gives option k twice", "--norm", "uan:k=3,k=4")]
     [InlineData("--target: unknown dataset 'nosuch'", "--target", "nosuch")]
+    [InlineData("groups must divide the channel count", "--norm", "gn:groups=7")]
     [InlineData("--source-batch must be an integer in 1..65536, got '0'", "--source-batch", "0")]
     [InlineData("--horizon must be an integer ≥ 1, got '0'", "--horizon", "0")]
     [InlineData("--time-steps must be an integer ≥ 1, got '0'", "--time-steps", "0")]

@@ -209,12 +209,20 @@ public sealed class UnsupervisedAdaptiveNorm : nn.Module<Tensor, Tensor>
         using var _ = no_grad();
         int k = Options.Components;
         double eps = Options.Eps;
-        var rows = x.detach().transpose(0, 1).reshape(Channels, -1).to(float64).cpu().contiguous();
+        var rows = x.detach().transpose(0, 1).reshape(Channels, -1);
         var mu = new double[k * Channels];
         var target = new double[k * Channels];
         for (long ch = 0; ch < Channels; ch++)
         {
-            double[] finite = rows[ch].data<double>().Where(double.IsFinite).ToArray();
+            double[] values;
+            // One channel at a time in double: the whole batch in double would be twice its own size again. Through
+            // the raw bytes: TensorAccessor's ToArray goes element by element, seconds for a large batch.
+            using (var row = rows[ch].to(float64).cpu().contiguous())
+                values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(row.bytes).ToArray();
+            int count = 0;
+            foreach (double v in values)
+                if (double.IsFinite(v)) values[count++] = v;
+            Span<double> finite = values.AsSpan(0, count);
             double excess;
             if (finite.Length == 0)
             {
@@ -223,25 +231,25 @@ public sealed class UnsupervisedAdaptiveNorm : nn.Module<Tensor, Tensor>
             }
             else
             {
-                Array.Sort(finite);
-                long m = finite.Length;
+                finite.Sort();
+                int m = finite.Length;
                 for (int j = 0; j < k; j++)
                 {
-                    double q = finite[(long)Math.Round((j + 0.5) / k * (m - 1))];
+                    double q = finite[(int)Math.Round((j + 0.5) / k * (m - 1))];
                     mu[j * Channels + ch] = Math.Clamp(q, -MaxInitialValue, MaxInitialValue);
                 }
                 // Scaled by the largest magnitude so that neither the sum nor the squares overflow; the product
                 // with scale² may reach +inf, which the clamp below turns into MaxInitialValue.
-                double muScale = Math.Max(Math.Abs(finite[0]), Math.Abs(finite[m - 1]));
+                double scale = Math.Max(Math.Abs(finite[0]), Math.Abs(finite[m - 1]));
                 double variance = 0;
-                if (muScale > 0)
+                if (scale > 0)
                 {
                     double mean = 0;
-                    foreach (double v in finite) mean += v / muScale;
+                    foreach (double v in finite) mean += v / scale;
                     mean /= m;
                     double sq = 0;
-                    foreach (double v in finite) sq += (v / muScale - mean) * (v / muScale - mean);
-                    variance = sq / m * muScale * muScale;   // in this order: 0 · scale stays 0, never 0 · inf
+                    foreach (double v in finite) sq += (v / scale - mean) * (v / scale - mean);
+                    variance = sq / m * scale * scale;   // in this order: 0 · scale stays 0, never 0 · inf
                 }
                 excess = Math.Clamp(variance / k - eps, MinInitialExcessVariance, MaxInitialValue);
             }

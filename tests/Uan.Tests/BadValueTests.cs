@@ -85,6 +85,19 @@ public sealed class BadValueTests
         Assert.True(err < 1e-3, $"relative difference {err}");
     }
 
+    [Fact]
+    public void MixtureNormWithAThousandComponentsRunsToo()
+    {
+        // The EM passes share the kernels' scratch; K = 1000 needs about 2 MiB of it per work item.
+        using var scope = NewDisposeScope();
+        manual_seed(2);
+        var mn = new MixtureNorm(16, new MixtureNormOptions { Components = 1000, EmIterations = 1 });
+        var x = randn(4, 16, 3, 3);
+        var y = mn.forward(x);
+        Assert.True(y.isfinite().all().item<bool>());
+        Assert.Equal(1000, mn.mixture_mean.shape[0]);
+    }
+
     public static IEnumerable<object[]> Layers() => new[]
     {
         new object[] { "UnsupervisedAdaptiveNorm", (Func<nn.Module<Tensor, Tensor>>)(() => new UnsupervisedAdaptiveNorm(4)) },

@@ -43,6 +43,7 @@ internal static class DataCommand
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
             var locator = UanCommand.Locator(p);
+            using var folder = OutputFolder.Claim(locator.DataDir, "--data-dir");
             var result = SynDigits.Make(locator.DataDir, p.GetValue(train), p.GetValue(test), p.GetValue(seed),
                 log: new SyncProgress<string>(ui.Info));
             if (ui.Quiet) ui.Result(result.ToString());   // otherwise the log already ended with it
@@ -66,6 +67,7 @@ internal static class DataCommand
                                             "(CIFAR, SVHN and Tiny ImageNet: put the official files under the data folder, see data/README.md; " +
                                             "SynDigits: uan data make-syndigits)");
             var locator = UanCommand.Locator(p);
+            using var folder = OutputFolder.Claim(locator.DataDir, "--data-dir");
             using var fetcher = new DataFetcher();
             try
             {

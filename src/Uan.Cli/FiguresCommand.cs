@@ -33,7 +33,9 @@ internal static class FiguresCommand
                 TsnePoints = p.GetValue(points), TsneIterations = p.GetValue(iterations), Perplexity = p.GetValue(perplexity),
                 Channels = channelList,
             };
-            var summary = FiguresWriter.Write(runs, p.GetValue(outDir) ?? Path.Combine(runs, "figures"), options, ui.Info);
+            string target = p.GetValue(outDir) ?? Path.Combine(runs, "figures");
+            using var folder = OutputFolder.Claim(target, "--out");
+            var summary = FiguresWriter.Write(runs, target, options, ui.Info);
             foreach (var w in summary.Warnings) ui.Error($"warning: {w}");
             if (!summary.Written.Any(f => f.EndsWith(".png", StringComparison.Ordinal)))
             {

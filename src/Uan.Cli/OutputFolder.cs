@@ -21,7 +21,7 @@ internal sealed class OutputFolder : IDisposable
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
         {
-            throw new ArgumentException($"{option}: '{dir}' is not a usable path: {e.Message}", e);
+            throw new ArgumentException($"{option}: '{dir}' is not a usable folder path", e);
         }
         var missing = new List<string>();
         for (string? d = full; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))

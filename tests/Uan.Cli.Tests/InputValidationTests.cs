@@ -107,6 +107,13 @@ public sealed class InputValidationTests : IDisposable
         AssertOneLine(code, err, "--out: cannot write into /sys/x");
         Assert.False(Directory.Exists("/sys/x"));
 
+        var report = CliTests.Uan("report", _dir, "--out", "/sys/x");
+        AssertOneLine(report.Code, report.Err, "--out: cannot write into /sys/x");
+        var figures = CliTests.Uan("figures", _dir, "--out", "/sys/x");
+        AssertOneLine(figures.Code, figures.Err, "--out: cannot write into /sys/x");
+        var syn = CliTests.Uan("data", "make-syndigits", "--train", "10", "--test", "10", "--data-dir", "/sys/x");
+        AssertOneLine(syn.Code, syn.Err, "--data-dir: cannot write into /sys/x");
+
         string file = Path.Combine(_dir, "a-file");
         File.WriteAllText(file, "");
         var inFile = CliTests.Uan("compare", "--dataset", "cifar10", "--data-dir", Path.Combine(_dir, "empty-data"), "--out", Path.Combine(file, "run"));

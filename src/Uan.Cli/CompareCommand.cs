@@ -50,13 +50,13 @@ internal static class CompareCommand
             var baseConfig = run.ToConfig(p, DefaultEpochs);
             string dir = p.GetValue(run.Out) ?? Path.Combine("runs", $"compare-{baseConfig.Dataset}-{baseConfig.Model}");
             var grid = new ComparisonGrid(baseConfig, choices, rates, seedList, dir);
+            foreach (var (config, _) in grid.Runs.DistinctBy(r => r.Config.Norm))
+                Experiment.CheckModel(config);
 
             ui.Info(string.Create(CultureInfo.InvariantCulture,
                 $"comparing {string.Join(", ", choices.Select(c => $"{c.Label} ({c.Spec})"))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
                 $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
                 $"{grid.Runs.Count} runs → {dir}"));
-            foreach (var (config, _) in grid.Runs.DistinctBy(r => r.Config.Norm))
-                Experiment.CheckModel(config);
             using var folder = OutputFolder.Claim(dir, "--out");
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);

@@ -148,6 +148,9 @@ internal static unsafe class MixtureKernel<T, TV>
     /// </summary>
     const int StackScratchLimit = 128 * 1024;
 
+    /// <summary>This thread's scratch for work items above <see cref="StackScratchLimit"/> (pinned, grown on demand).</summary>
+    [ThreadStatic] static byte[]? _heapScratch;
+
     /// <summary>
     /// The first 64-byte boundary in a stack buffer (allocated 64 bytes longer than needed). A 512-bit store
     /// that straddles two cache lines is split in two and cannot forward to the load that reads it back, and the
@@ -349,7 +352,14 @@ internal static unsafe class MixtureKernel<T, TV>
             int scratchBytes = vectorBytes + 64 + Math.Max(slots * lanes, 1) * sizeof(double);
             // K comes from the caller: above a fixed size the scratch goes to a pinned array rather than the stack,
             // which a large K would overflow (the process dies without an exception).
-            byte[]? heap = scratchBytes > StackScratchLimit ? GC.AllocateUninitializedArray<byte>(scratchBytes, pinned: true) : null;
+            byte[]? heap = null;
+            if (scratchBytes > StackScratchLimit)
+            {
+                // Kept per thread: a pass runs many work items, and training many passes.
+                heap = _heapScratch;
+                if (heap is null || heap.Length < scratchBytes)
+                    _heapScratch = heap = GC.AllocateUninitializedArray<byte>(scratchBytes, pinned: true);
+            }
             byte* raw;
             if (heap is null)
             {

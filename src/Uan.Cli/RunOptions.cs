@@ -35,11 +35,11 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
     public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "Train without random augmentation" };
     public Option<string> Optimizer { get; } = new("--optimizer") { Description = "adamw (tfa-style decay) or sgd (Nesterov, step schedule)", DefaultValueFactory = _ => "adamw" };
     public Option<double> WeightDecay { get; } = new Option<double>("--weight-decay") { Description = "Decoupled weight decay", DefaultValueFactory = _ => 1e-4 }.InRange(0, 1);
-    public Option<string?> InputNorm { get; } = new("--input-norm") { Description = "Norm on the model input (DenseNet), e.g. uan:k=10" };
+    public Option<string?> InputNorm { get; } = new("--input-norm") { Description = "Norm on the model input (DenseNet), e.g. uan:k=10; a norm spec with the values and ranges of --norm" };
     public Option<string> OtherNorm { get; } = new("--other-norm")
     {
         Description = "Shallow CNN: norm of conv1, conv3, conv4. The paper's Keras BatchNorm is bn:eps=1e-3,momentum=0.01, whose running " +
-                      "averages need hundreds of steps before eval-mode accuracy means anything; short runs use momentum 0.1",
+                      "averages need hundreds of steps before eval-mode accuracy means anything; short runs use momentum 0.1. A norm spec with the values and ranges of --norm",
         DefaultValueFactory = _ => DefaultOtherNorm,
     };
     public Option<string> Device { get; } = new("--device") { Description = "Torch device: cpu, cuda or cuda:N (when this machine has it)", DefaultValueFactory = _ => "cpu" };

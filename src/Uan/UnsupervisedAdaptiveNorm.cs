@@ -217,8 +217,9 @@ public sealed class UnsupervisedAdaptiveNorm : nn.Module<Tensor, Tensor>
             double[] values;
             // One channel at a time in double: the whole batch in double would be twice its own size again. Through
             // the raw bytes: TensorAccessor's ToArray goes element by element, seconds for a large batch.
-            using (var row = rows[ch].to(float64).cpu().contiguous())
-                values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(row.bytes).ToArray();
+            using (NewDisposeScope())
+                values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(
+                    rows[ch].cpu().to(float64).contiguous().bytes).ToArray();
             int count = 0;
             foreach (double v in values)
                 if (double.IsFinite(v)) values[count++] = v;

@@ -143,11 +143,14 @@ public sealed class InputValidationTests : IDisposable
     public static IEnumerable<object[]> UserErrors() => new[]
     {
         new object[] { new UnauthorizedAccessException("Access to the path '/root/runs' is denied."), "Access to the path '/root/runs' is denied." },
-        new object[] { new IOException("another process holds the run folder runs/x"), "another process holds the run folder runs/x" },
+        new object[] { new HeldFolder("another process holds the run folder runs/x"), "another process holds the run folder runs/x" },
         new object[] { new InvalidDataException("runs/x/results.json: the run folder is inconsistent"), "runs/x/results.json: the run folder is inconsistent" },
         new object[] { new ArgumentException("Norm 'bn:eps=-1': bad", "spec"), "Norm 'bn:eps=-1': bad" },
         new object[] { new ArgumentOutOfRangeException("trainCount", 0, "must be positive"), "must be positive (got 0)" },
     };
+
+    /// <summary>Stands for the IOException subclasses of the trainers (a run folder another process holds).</summary>
+    private sealed class HeldFolder(string message) : IOException(message);
 
     [Theory]
     [MemberData(nameof(UserErrors))]

@@ -1,5 +1,6 @@
 using Uan.Lab.Diagnostics;
 using System.CommandLine;
+using TorchSharp;
 using System.Globalization;
 using Spectre.Console;
 using Uan.Lab.Adaptation;
@@ -25,26 +26,27 @@ internal static class AdaptCommand
         var model = new Option<string>("--model", "-m")
         { Description = $"wrn-16-2 or wrn-28-2 (any wrn-D-K); default {cpu.Model}, --paper {paper.Model}" };
         var norm = new Option<string>("--norm", "-n")
-        { Description = $"Norm inside the network ({Norms.Accepted}); default {cpu.Norm}, --paper {paper.Norm} (Keras BatchNorm)" };
+        { Description = $"Norm inside the network ({Norms.Accepted}; {Norms.Ranges}); default {cpu.Norm}, --paper {paper.Norm} (Keras BatchNorm)" };
         var inputNorm = new Option<string?>("--input-norm")
         { Description = "Norm on the raw 0–255 input (the paper's AdaMatch+UAN: uan:k=2); without one the network scales the input by 1/255" };
-        var epochs = new Option<int>("--epochs", "-e") { Description = $"Epochs (default {cpu.Epochs}, --paper {paper.Epochs})" };
+        var epochs = new Option<int>("--epochs", "-e") { Description = $"Epochs (default {cpu.Epochs}, --paper {paper.Epochs})" }.InRange(1, RunOptions.MaxEpochs);
         var steps = new Option<int>("--steps-per-epoch")
-        { Description = $"Steps per epoch, capped by the shorter stream; 0 = the whole zipped stream (default {cpu.StepsPerEpoch}, --paper 0)" };
-        var sourceBatch = new Option<int>("--source-batch") { Description = $"Source images per step (default {cpu.SourceBatch}, --paper {paper.SourceBatch})" };
-        var multiplier = new Option<int>("--target-multiplier") { Description = $"Target images per step = multiplier × source batch (default {cpu.TargetMultiplier})" };
-        var lr = new Option<double>("--lr") { Description = $"Initial Adam learning rate of the cosine decay to 25% (default {cpu.LearningRate})" };
-        var horizon = new Option<long?>("--horizon") { Description = "Steps T of the lr decay and the warm-up (default: the whole run)" };
-        var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 };
-        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
-        var device = new Option<string>("--device") { Description = "Torch device", DefaultValueFactory = _ => "cpu" };
+        { Description = $"Steps per epoch, capped by the shorter stream; 0 = the whole zipped stream (default {cpu.StepsPerEpoch}, --paper 0)" }.InRange(0);
+        var sourceBatch = new Option<int>("--source-batch") { Description = $"Source images per step (default {cpu.SourceBatch}, --paper {paper.SourceBatch})" }.InRange(1, RunOptions.MaxBatch);
+        var multiplier = new Option<int>("--target-multiplier") { Description = $"Target images per step = multiplier × source batch (default {cpu.TargetMultiplier})" }.InRange(1, 64);
+        var lr = new Option<double>("--lr") { Description = $"Initial Adam learning rate of the cosine decay to 25% (default {cpu.LearningRate})" }
+            .InRange(0, RunOptions.MaxLearningRate, minOpen: true);
+        var horizon = new Option<long?>("--horizon") { Description = "Steps T of the lr decay and the warm-up (default: the whole run)" }.InRange(1);
+        var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 }.InRange(int.MinValue);
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" }.InRange(1, RunOptions.MaxThreads);
+        var device = new Option<string>("--device") { Description = "Torch device: cpu, cuda or cuda:N (when this machine has it)", DefaultValueFactory = _ => "cpu" };
         var compat = new Option<bool>("--compat") { Description = "Reproduce the reference notebook's AdaMatch deviations (no-op alignment, L2 pseudo-labels, 10-epoch horizon)" };
         var paperOption = new Option<bool>("--paper") { Description = "The paper's configuration: WRN-28-2, batch 64 + 192, Keras BatchNorm, lr 0.03 cosine, 100 full epochs (GPU-sized)" };
         var noFlip = new Option<bool>("--no-weak-flip") { Description = "No weak augmentation (the reference flips, which mirrors digits)" };
-        var sourceLimit = new Option<int?>("--source-limit") { Description = "Use a stratified subset of this many source training images" };
-        var targetLimit = new Option<int?>("--target-limit") { Description = "Use a subset of this many target training images" };
-        var testLimit = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many images of each test set" };
-        var timeSteps = new Option<int?>("--time-steps") { Description = "Only time this many training steps on random images of the configured sizes, then exit" };
+        var sourceLimit = new Option<int?>("--source-limit") { Description = "Use a stratified subset of this many source training images" }.InRange(1);
+        var targetLimit = new Option<int?>("--target-limit") { Description = "Use a subset of this many target training images" }.InRange(1);
+        var testLimit = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many images of each test set" }.InRange(1);
+        var timeSteps = new Option<int?>("--time-steps") { Description = "Only time this many training steps on random images of the configured sizes, then exit" }.InRange(1);
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         var probe = new Option<bool>("--probe") { Description = "At each epoch end, record the gradient variance (the paper's d Σlogits/dθ) on a fixed source and target batch into gradient-probe.json, for uan figures" };
         var stepLog = new Option<bool>("--step-log") { Description = "Write every step's losses, mean |logit| of the train- and eval-mode source passes and gradient norm to steps.csv in the run folder" };
@@ -60,7 +62,6 @@ internal static class AdaptCommand
             T Pick<T>(Option<T> option, T fallback) => p.GetResult(option) is null ? fallback : p.GetValue(option)!;
             var baseConfig = p.GetValue(paperOption) ? paper : cpu;
             int stepsValue = Pick(steps, baseConfig.StepsPerEpoch ?? 0);
-            if (stepsValue < 0) throw new ArgumentException($"--steps-per-epoch must be ≥ 0 (0 = whole stream), got {stepsValue}");
             var config = baseConfig with
             {
                 Source = p.GetValue(source)!.Trim().ToLowerInvariant(),
@@ -84,11 +85,16 @@ internal static class AdaptCommand
                 TestLimit = p.GetValue(testLimit),
             };
             config.Validate();
+            foreach (var (name, id) in new[] { ("--source", config.Source), ("--target", config.Target) })
+                if (!Lab.Data.DataLocator.KnownIds.Contains(id))
+                    throw new ArgumentException($"{name}: unknown dataset '{id}'; accepted: {string.Join(", ", Lab.Data.DataLocator.KnownIds)}");
+            Devices.Resolve(config.Device, "--device");
+            // Built once before any data is read, so a norm that does not fit the network fails now.
+            using (torch.no_grad()) AdaMatchTrainer.CreateModel(config).Dispose();
             var inv = CultureInfo.InvariantCulture;
 
             if (p.GetValue(timeSteps) is int n)
             {
-                if (n < 1) throw new ArgumentException($"--time-steps must be positive, got {n}");
                 ui.Info($"timing {n} steps of {config.Model} ({config.Norm}{(config.InputNorm is null ? "" : ", input " + config.InputNorm)}), " +
                         $"batch {config.SourceBatch} + {config.TargetBatch} (forward 1 on {2 * (config.SourceBatch + config.TargetBatch)} images)");
                 var times = AdaMatchTrainer.MeasureStepSeconds(config, n);
@@ -111,6 +117,7 @@ internal static class AdaptCommand
             if (config.Compat)
                 ui.Result("compat: reference-notebook deviations active: " + string.Join("; ", AdaMatchConfig.CompatNotes));
 
+            using var folder = OutputFolder.Claim(dir, "--out");
             using var stop = new CtrlC(ui);
             using var data = AdaMatchData.Load(config, UanCommand.Locator(p));
             ui.Info($"data: {data.SourceTrain.Count} source + {data.TargetTrain.Count} target training images, " +

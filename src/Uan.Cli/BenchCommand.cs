@@ -19,14 +19,14 @@ internal static class BenchCommand
             DefaultValueFactory = _ => ["64x128x32x32"],
             AllowMultipleArgumentsPerToken = true,
         };
-        var k = new Option<int>("--k") { Description = "Mixture components of UAN and MN", DefaultValueFactory = _ => 3 };
-        var repeats = new Option<int>("--repeats") { Description = "Timed repeats per layer (median reported)", DefaultValueFactory = _ => 5 };
+        var k = new Option<int>("--k") { Description = "Mixture components of UAN and MN", DefaultValueFactory = _ => 3 }.InRange(1, 16);
+        var repeats = new Option<int>("--repeats") { Description = "Timed repeats per layer (median reported)", DefaultValueFactory = _ => 5 }.InRange(1, 10_000);
         var referenceRepeats = new Option<int>("--reference-repeats")
-        { Description = "Repeats on the tensor-op path, tens of times slower (0 skips it)", DefaultValueFactory = _ => 1 };
+        { Description = "Repeats on the tensor-op path, tens of times slower (0 skips it)", DefaultValueFactory = _ => 1 }.InRange(0, 10_000);
         var forwardOnly = new Option<bool>("--forward-only") { Description = "Time the forward pass only (no_grad)" };
         var noStep = new Option<bool>("--no-step") { Description = "Skip the shallow-CNN training-step comparison" };
-        var stepRepeats = new Option<int>("--step-repeats") { Description = "Timed training steps per norm (median reported)", DefaultValueFactory = _ => 7 };
-        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
+        var stepRepeats = new Option<int>("--step-repeats") { Description = "Timed training steps per norm (median reported)", DefaultValueFactory = _ => 7 }.InRange(1, 10_000);
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" }.InRange(1, RunOptions.MaxThreads);
         var leaf = new Option<bool>("--leaf-input")
         { Description = "Feed each layer a leaf tensor instead of a view of one (autograd then copies the gradient of custom C# nodes once more, which layers inside a network never pay)" };
         var outFile = new Option<string?>("--out", "-o") { Description = "Also write the tables as Markdown to this file" };
@@ -36,16 +36,14 @@ internal static class BenchCommand
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
             int kv = p.GetValue(k);
-            if (kv < 1 || kv > 16) throw new ArgumentException($"--k must be 1..16, got {kv}");
-            if (p.GetValue(repeats) < 1) throw new ArgumentException("--repeats must be ≥ 1");
-            if (p.GetValue(stepRepeats) < 1) throw new ArgumentException("--step-repeats must be ≥ 1");
-            if (p.GetValue(referenceRepeats) < 0) throw new ArgumentException("--reference-repeats must be ≥ 0");
-            if (p.GetValue(threads) is int t)
-            {
-                if (t < 1) throw new ArgumentException("--threads must be positive");
-                torch.set_num_threads(t);
-            }
             var parsedShapes = p.GetValue(shapes)!.Select(SpeedCheck.ParseShape).ToArray();
+            // The table is written after minutes of timing: a folder that cannot take it must fail now.
+            using var folder = p.GetValue(outFile) is string target
+                ? OutputFolder.Claim(Path.GetDirectoryName(Path.GetFullPath(target))!, "--out")
+                : null;
+            if (p.GetValue(outFile) is string file && Directory.Exists(file))
+                throw new ArgumentException($"--out: {file} is a folder; give a file name for the Markdown table");
+            if (p.GetValue(threads) is int t) torch.set_num_threads(t);
             var progress = new SyncProgress<string>(ui.Info);
             var md = new System.Text.StringBuilder();
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,

@@ -22,11 +22,16 @@ internal static class CompareCommand
         var run = new RunOptions(DefaultBatch, DefaultTrainLimit);
         var norms = new Option<string[]>("--norm", "-n")
         {
-            Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", DefaultNorms)})",
+            Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", DefaultNorms)}; {Norms.Ranges})",
             AllowMultipleArgumentsPerToken = true,
         };
-        var lrs = new Option<string[]>("--lr") { Description = "Learning rates; repeat or list (default 0.001)", AllowMultipleArgumentsPerToken = true };
-        var seeds = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list (default 1)", AllowMultipleArgumentsPerToken = true };
+        var lrs = new Option<string[]>("--lr")
+        {
+            Description = $"Learning rates; repeat or list (default 0.001; each {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)})",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var seeds = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list (default 1)", AllowMultipleArgumentsPerToken = true }
+            .InRange(int.MinValue);
         var command = new Command("compare",
             "Train a grid of norms × learning rates × seeds, then write comparison.md and learning-curve PNGs. " +
             "Runs already completed in the output folder are kept and unfinished ones resumed.");
@@ -39,17 +44,21 @@ internal static class CompareCommand
             var choices = (p.GetValue(norms) is { Length: > 0 } n ? n : DefaultNorms).Select(NormChoice.Parse).ToArray();
             var rates = (p.GetValue(lrs) is { Length: > 0 } l ? l : ["0.001"])
                 .SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                .Select(s => UanCommand.ParseDouble(s, "--lr")).ToArray();
-            if (rates.Any(r => r <= 0)) throw new ArgumentException("--lr values must be positive");
+                .Select(s => OptionChecks.Number(s, 0, RunOptions.MaxLearningRate, minOpen: true)
+                             ?? throw new ArgumentException($"--lr must be {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)}, got '{s}'"))
+                .ToArray();
             var seedList = p.GetValue(seeds) is { Length: > 0 } s2 ? s2 : [1];
             var baseConfig = run.ToConfig(p, DefaultEpochs);
             string dir = p.GetValue(run.Out) ?? Path.Combine("runs", $"compare-{baseConfig.Dataset}-{baseConfig.Model}");
             var grid = new ComparisonGrid(baseConfig, choices, rates, seedList, dir);
+            foreach (var (config, _) in grid.Runs.DistinctBy(r => r.Config.Norm))
+                Experiment.CheckModel(config);
 
             ui.Info(string.Create(CultureInfo.InvariantCulture,
                 $"comparing {string.Join(", ", choices.Select(c => $"{c.Label} ({c.Spec})"))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
                 $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
                 $"{grid.Runs.Count} runs → {dir}"));
+            using var folder = OutputFolder.Claim(dir, "--out");
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);
             var held = new HashSet<int>();

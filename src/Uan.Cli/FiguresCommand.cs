@@ -14,9 +14,9 @@ internal static class FiguresCommand
         var dir = new Argument<string>("dir") { Description = "A run folder, or a folder of runs, trained with --snapshots" };
         var outDir = new Option<string?>("--out", "-o") { Description = "Where to write the PNGs, figures.md and figures.json (default: DIR/figures)" };
         var points = new Option<int>("--tsne-points")
-        { Description = "Points per t-SNE (exact t-SNE is O(N²) per iteration: 2,000 points take about 15 s on 2 cores)", DefaultValueFactory = _ => 2000 };
-        var iterations = new Option<int>("--tsne-iterations") { Description = "t-SNE iterations", DefaultValueFactory = _ => 1000 };
-        var perplexity = new Option<double>("--perplexity") { Description = "t-SNE perplexity", DefaultValueFactory = _ => 30 };
+        { Description = "Points per t-SNE (exact t-SNE is O(N²) per iteration: 2,000 points take about 15 s on 2 cores)", DefaultValueFactory = _ => 2000 }.InRange(4, 100_000);
+        var iterations = new Option<int>("--tsne-iterations") { Description = "t-SNE iterations", DefaultValueFactory = _ => 1000 }.InRange(1, 100_000);
+        var perplexity = new Option<double>("--perplexity") { Description = "t-SNE perplexity", DefaultValueFactory = _ => 30 }.InRange(0, 10_000, minOpen: true);
         var channels = new Option<string?>("--channels") { Description = "conv2 channels of the activation figure, e.g. 4,12,28 (default: the paper's)" };
         var command = new Command("figures", "Draw t-SNE, activation-distribution and gradient-variance figures from saved snapshots.");
         command.Arguments.Add(dir);
@@ -25,9 +25,6 @@ internal static class FiguresCommand
         {
             string runs = p.GetValue(dir)!;
             if (!Directory.Exists(runs)) throw new DirectoryNotFoundException($"no such folder: {runs}");
-            if (p.GetValue(points) < 4) throw new ArgumentException("--tsne-points must be at least 4");
-            if (p.GetValue(iterations) < 1) throw new ArgumentException("--tsne-iterations must be positive");
-            if (!(p.GetValue(perplexity) > 0)) throw new ArgumentException("--perplexity must be positive");
             var channelList = p.GetValue(channels)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => int.TryParse(s, out var c) && c >= 0 ? c : throw new ArgumentException($"--channels: '{s}' is not a channel index"))
                 .ToArray();
@@ -36,7 +33,9 @@ internal static class FiguresCommand
                 TsnePoints = p.GetValue(points), TsneIterations = p.GetValue(iterations), Perplexity = p.GetValue(perplexity),
                 Channels = channelList,
             };
-            var summary = FiguresWriter.Write(runs, p.GetValue(outDir) ?? Path.Combine(runs, "figures"), options, ui.Info);
+            string target = p.GetValue(outDir) ?? Path.Combine(runs, "figures");
+            using var folder = OutputFolder.Claim(target, "--out");
+            var summary = FiguresWriter.Write(runs, target, options, ui.Info);
             foreach (var w in summary.Warnings) ui.Error($"warning: {w}");
             if (!summary.Written.Any(f => f.EndsWith(".png", StringComparison.Ordinal)))
             {

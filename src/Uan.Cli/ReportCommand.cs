@@ -20,7 +20,9 @@ internal static class ReportCommand
         {
             string runs = p.GetValue(dir)!;
             if (!Directory.Exists(runs)) throw new DirectoryNotFoundException($"no such folder: {runs}");
-            return Report(ui, runs, p.GetValue(outDir) ?? runs);
+            string target = p.GetValue(outDir) ?? runs;
+            using var folder = OutputFolder.Claim(target, "--out");
+            return Report(ui, runs, target);
         }));
         return command;
     }

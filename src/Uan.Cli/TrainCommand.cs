@@ -11,9 +11,10 @@ internal static class TrainCommand
     {
         var run = new RunOptions();
         var norm = new Option<string>("--norm", "-n")
-        { Description = $"Norm at the layer under study ({Norms.Accepted})", DefaultValueFactory = _ => RunOptions.DefaultOtherNorm };
-        var lr = new Option<double>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 1e-3 };
-        var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 };
+        { Description = $"Norm at the layer under study ({Norms.Accepted}; {Norms.Ranges})", DefaultValueFactory = _ => RunOptions.DefaultOtherNorm };
+        var lr = new Option<double>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 1e-3 }
+            .InRange(0, RunOptions.MaxLearningRate, minOpen: true);
+        var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 }.InRange(int.MinValue);
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         var command = new Command("train", "Train one model and write results.json and checkpoints into the output folder.");
         run.AddTo(command);
@@ -28,10 +29,11 @@ internal static class TrainCommand
             {
                 Norm = choice.Spec, Label = choice.Label, LearningRate = p.GetValue(lr), Seed = p.GetValue(seed),
             };
-            if (!(config.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {config.LearningRate}");
             string dir = p.GetValue(run.Out) ?? Path.Combine("runs", "train",
                 $"{config.Dataset}-{config.Model}-{ComparisonGrid.FolderName(choice.Label, config.LearningRate, config.Seed)}");
             var locator = UanCommand.Locator(p);
+            Experiment.CheckModel(config);
+            using var folder = OutputFolder.Claim(dir, "--out");
             ui.Info($"training {config.Model} on {config.Dataset} with {choice.Label} ({choice.Spec}), lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
                     $"{config.Epochs} epochs, batch {config.BatchSize}, seed {config.Seed} → {dir}");
             using var stop = new CtrlC(ui);
@@ -60,7 +62,9 @@ internal static class TrainCommand
             ui.Result(string.Create(inv,
                 $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s; last test accuracy {last.TestAccuracy:P2}{bestText}; results in {dir}"));
         }
-        if (results.Message is not null) ui.Error(results.Message);
+        // The one place a run's failure is printed (the progress tracker does not repeat it).
+        if (results.Message is not null)
+            ui.Error(results.Status is "diverged" or "failed" ? $"[{Ui.Describe(results.Config)}] {results.Status}: {results.Message}" : results.Message);
         return results.Status switch { "completed" => 0, "stopped" => stoppedExitCode, _ => 1 };
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.CommandLine.Help;
-using System.Globalization;
 using Uan.Lab.Data;
 using Uan.Lab.Training;
 
@@ -52,24 +51,46 @@ public static class UanCommand
         return parsed.Invoke(new InvocationConfiguration { Output = console.Out, Error = console.Err });
     }
 
-    /// <summary>Runs a command body, turning the errors a user can fix into one line and exit code 2.</summary>
+    /// <summary>
+    /// Runs a command body, turning the errors a user can fix (a bad option or spec, a missing, unreadable or
+    /// inconsistent file, a folder that cannot be written, a device this machine lacks) into one line and exit code 2.
+    /// Anything else is a bug and keeps its stack trace.
+    /// </summary>
     internal static int Guard(Ui console, Func<int> body)
     {
         try
         {
             return body();
         }
-        catch (Exception e) when (e is ArgumentException or DataFormatException or FileNotFoundException
-                                      or DirectoryNotFoundException or InvalidDataException or IOException or FormatException)
+        catch (Exception e) when (IsUserError(e))
         {
-            console.Error(e.Message);
+            console.Error(OneLine(e));
             return BadInput;
         }
     }
 
-    internal static DataLocator Locator(ParseResult parsed) => new(parsed.GetValue(DataDir));
+    /// <summary>Whether <paramref name="e"/> is a failure of the input or the environment rather than of the program.</summary>
+    internal static bool IsUserError(Exception e) =>
+        e is ArgumentException or DataFormatException or FileNotFoundException or DirectoryNotFoundException
+            or InvalidDataException or IOException or FormatException or UnauthorizedAccessException;
 
-    internal static double ParseDouble(string text, string what) =>
-        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
-            ? v : throw new ArgumentException($"{what}: '{text}' is not a number");
+    /// <summary>
+    /// The message of <paramref name="e"/> as one line without .NET's decorations: the " (Parameter 'x')" suffix of
+    /// argument exceptions and the "Actual value was …" line of out-of-range ones.
+    /// </summary>
+    internal static string OneLine(Exception e)
+    {
+        string message = e.Message;
+        if (e is ArgumentOutOfRangeException range)
+        {
+            int actual = message.IndexOf(Environment.NewLine + "Actual value was", StringComparison.Ordinal);
+            if (actual >= 0) message = message[..actual];
+            if (range.ActualValue is not null) message += $" (got {range.ActualValue})";
+        }
+        if (e is ArgumentException { ParamName: { } name })
+            message = message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+        return string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    }
+
+    internal static DataLocator Locator(ParseResult parsed) => new(parsed.GetValue(DataDir));
 }

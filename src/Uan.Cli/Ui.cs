@@ -131,7 +131,6 @@ internal sealed class Ui(TextWriter output, TextWriter error)
         public void RunFinished(RunResults results)
         {
             _run?.StopTask();
-            if (results.Status is "diverged" or "failed") ui.Err.WriteLine($"uan: [{Describe(results.Config)}] {results.Status}: {results.Message}");
         }
 
         public void Epoch(RunConfig config, EpochMetrics m)

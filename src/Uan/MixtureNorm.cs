@@ -27,6 +27,11 @@ public sealed record MixtureNormOptions
 /// and the results are blended by the responsibilities, then BatchNorm's affine γ, β. Gradients flow through the
 /// responsibilities and the weighted statistics with respect to the input. Eval uses the running mixture and the
 /// running component statistics. With K = 1 this is BatchNorm.
+/// <para>
+/// A training batch with NaN or infinite values is refused with an <see cref="ArgumentException"/> (EM cannot fit a
+/// mixture to them and would keep the NaN in its running mixture); in eval such values propagate as in BatchNorm. An
+/// empty input is refused in both modes.
+/// </para>
 /// </summary>
 public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
 {
@@ -114,6 +119,11 @@ public sealed class MixtureNorm : nn.Module<Tensor, Tensor>
             GaussianMixture fitted;
             using (no_grad())
             {
+                // EM would turn one NaN or inf into a NaN mixture for good (or stop inside libtorch's multinomial).
+                if (!isfinite(x).all().item<bool>())
+                    throw new ArgumentException(
+                        $"{Layer}: the training input {NormArgs.Shape(x)} contains NaN or infinite values; the EM fit of " +
+                        "the batch mixture needs finite values (in eval the layer passes them through).", nameof(x));
                 bool first = _initialized.item<long>() == 0;
                 using var start = first
                     ? MixtureEm.KMeansPlusPlus(MixtureEm.ToRows(x).to(_mixMean.dtype), o.Components)

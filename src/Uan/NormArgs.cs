@@ -31,5 +31,10 @@ internal static class NormArgs
                 nameof(x));
         if (!x.is_floating_point())
             throw new ArgumentException($"{layer}: expected a floating-point input, got {x.dtype}.", nameof(x));
+        // Caught here rather than deep inside libtorch (index_select, random_), whose messages name no layer.
+        if (x.numel() == 0)
+            throw new ArgumentException(
+                $"{layer}: the input {Shape(x)} is empty (a zero-size dimension); a batch needs at least one value per channel.",
+                nameof(x));
     }
 }

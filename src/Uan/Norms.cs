@@ -36,11 +36,33 @@ public static class Norms
         ["uan"] = new[] { "k", "mode", "eps", "momentum", "affine", "init", "cluster", "compat-eval" },
     };
 
+    /// <summary>Largest number of mixture components K the factory accepts (the layers themselves take any K ≥ 1).</summary>
+    public const int MaxComponents = 64;
+
+    /// <summary>Largest number of EM iterations per batch the factory accepts for <c>mn</c>.</summary>
+    public const int MaxEmIterations = 100;
+
+    /// <summary>Largest eps the factory accepts: a variance floor above 1 no longer normalises unit-scale data.</summary>
+    public const double MaxEps = 1;
+
+    /// <summary>Largest clustering-loss weight the factory accepts for <c>uan</c>.</summary>
+    public const double MaxClusterWeight = 1000;
+
     /// <summary>What the factory accepts, one line.</summary>
     public static string Accepted =>
         string.Join("; ", Kinds.Select(k => k.Value.Length == 0 ? k.Key : $"{k.Key}[:{string.Join(",", k.Value.Select(o => o + "=…"))}]"));
 
-    /// <summary>Parses a spec string; throws <see cref="ArgumentException"/> naming the problem and what is accepted.</summary>
+    /// <summary>The accepted value of every option, one line (for help texts and error messages).</summary>
+    public static string Ranges =>
+        $"k: integer 1..{MaxComponents}; eps: number in (0, {MaxEps}]; momentum: number in [0, 1]; " +
+        $"iters: integer 0..{MaxEmIterations}; groups: integer ≥ 1 dividing the channel count; " +
+        $"cluster: number in [0, {MaxClusterWeight}]; affine, compat-eval: true or false; " +
+        "mode: paper, batchstats or compat; init: data or uniform";
+
+    /// <summary>
+    /// Parses a spec string and checks every option's value against its range (<see cref="Ranges"/>); throws
+    /// <see cref="ArgumentException"/> naming the problem and what is accepted. A key given twice is an error.
+    /// </summary>
     public static NormSpec Parse(string spec)
     {
         if (string.IsNullOrWhiteSpace(spec))
@@ -65,10 +87,46 @@ public static class Norms
                     throw new ArgumentException(
                         $"Unknown option '{key}' for norm '{kind}' in spec '{spec}'. Options of {kind}: " +
                         (allowed.Length == 0 ? "none" : string.Join(", ", allowed)) + ".", nameof(spec));
-                options[key] = kv[1].Trim();
+                // Silently keeping one of two values would train something other than what was asked for.
+                if (!options.TryAdd(key, kv[1].Trim()))
+                    throw new ArgumentException(
+                        $"Norm spec '{spec}' gives option {key} twice ({options[key]} and {kv[1].Trim()}); give it once.",
+                        nameof(spec));
             }
         }
-        return new NormSpec(kind, options);
+        var parsed = new NormSpec(kind, options);
+        Validate(parsed);
+        return parsed;
+    }
+
+    /// <summary>
+    /// Checks a spec (also one built without <see cref="Parse"/>): a known kind, only its options, each value in its
+    /// range. Throws <see cref="ArgumentException"/> on the first problem.
+    /// </summary>
+    public static void Validate(NormSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (!Kinds.TryGetValue(spec.Kind, out var allowed))
+            throw new ArgumentException($"Unknown norm '{spec.Kind}'. Accepted: {Accepted}.", nameof(spec));
+        foreach (var key in spec.Options.Keys)
+        {
+            if (!allowed.Contains(key))
+                throw new ArgumentException(
+                    $"Unknown option '{key}' for norm '{spec.Kind}' in spec '{spec}'. Options of {spec.Kind}: " +
+                    (allowed.Length == 0 ? "none" : string.Join(", ", allowed)) + ".", nameof(spec));
+            switch (key)
+            {
+                case "k": Int(spec, key, 1, 1, MaxComponents); break;
+                case "iters": Int(spec, key, 0, 0, MaxEmIterations); break;
+                case "groups": Int(spec, key, 1, 1, int.MaxValue); break;
+                case "eps": Num(spec, key, 1e-3, 0, MaxEps, lowOpen: true); break;
+                case "momentum": Num(spec, key, 0.1, 0, 1); break;
+                case "cluster": Num(spec, key, 0, 0, MaxClusterWeight); break;
+                case "affine" or "compat-eval": Bool(spec, key, false); break;
+                case "mode": ParseMode(spec, spec.Options[key]); break;
+                case "init": ParseInit(spec, spec.Options[key]); break;
+            }
+        }
     }
 
     /// <summary>
@@ -82,6 +140,7 @@ public static class Norms
     /// <inheritdoc cref="Create(string, long, int)"/>
     public static nn.Module<Tensor, Tensor> Create(NormSpec spec, long channels, int spatialDims = 2)
     {
+        Validate(spec);
         if (channels < 1)
             throw new ArgumentException($"Norm '{spec}': channels must be ≥ 1, got {channels}.", nameof(channels));
         if (spatialDims < 0 || spatialDims > 3)
@@ -187,20 +246,29 @@ public static class Norms
             $"Norm '{spec}': unknown UAN init '{value}'. Accepted: data, uniform.", nameof(spec)),
     };
 
-    static double Num(NormSpec spec, string key, double fallback)
+    static double Num(NormSpec spec, string key, double fallback, double min = 0, double max = double.MaxValue,
+        bool lowOpen = false)
     {
         if (!spec.Options.TryGetValue(key, out var text)) return fallback;
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v))
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
+            && (lowOpen ? v > min : v >= min) && v <= max)
             return v;
-        throw new ArgumentException($"Norm '{spec}': option {key} must be a number, got '{text}'.", nameof(spec));
+        string range = (lowOpen ? "(" : "[") + Format(min) + ", " + Format(max) + "]";
+        throw new ArgumentException($"Norm '{spec}': option {key} must be a number in {range}, got '{text}'.",
+            nameof(spec));
     }
 
-    static int Int(NormSpec spec, string key, int fallback)
+    static int Int(NormSpec spec, string key, int fallback, int min = int.MinValue, int max = int.MaxValue)
     {
         if (!spec.Options.TryGetValue(key, out var text)) return fallback;
-        if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) return v;
-        throw new ArgumentException($"Norm '{spec}': option {key} must be an integer, got '{text}'.", nameof(spec));
+        if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max)
+            return v;
+        string range = max == int.MaxValue ? $"≥ {min}" : $"in {min}..{max}";
+        throw new ArgumentException($"Norm '{spec}': option {key} must be an integer {range}, got '{text}'.",
+            nameof(spec));
     }
+
+    static string Format(double v) => v.ToString(CultureInfo.InvariantCulture);
 
     static bool Bool(NormSpec spec, string key, bool fallback)
     {

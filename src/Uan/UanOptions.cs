@@ -14,7 +14,11 @@ public enum UanMode
 /// <summary>How the mixture parameters start.</summary>
 public enum UanInit
 {
-    /// <summary>From the first training batch: μ_k at evenly spaced quantiles, σ² = batch variance / K, λ uniform.</summary>
+    /// <summary>
+    /// From the first training batch, per channel and from its finite values only: μ_k at evenly spaced quantiles,
+    /// σ² = batch variance / K, λ uniform; |μ| and σ² clamped to <see cref="UnsupervisedAdaptiveNorm.MaxInitialValue"/>.
+    /// A channel without a finite value keeps the placeholder (μ evenly spaced in [−1, 1], σ² = 1).
+    /// </summary>
     Data,
     /// <summary>The reference code's: μ ~ U(−1, 1), rho ~ U(0.001, 0.01), λ from U(0.01, 0.99) normalised.</summary>
     Uniform,

@@ -33,8 +33,8 @@ public sealed class UnsupervisedAdaptiveNorm : nn.Module<Tensor, Tensor>
     {
         Options = options ?? new UanOptions();
         NormArgs.Options(Layer, channels, Options.Components, Options.Eps, Options.Momentum);
-        if (Options.ClusterLossWeight < 0 || double.IsNaN(Options.ClusterLossWeight))
-            throw new ArgumentException($"{Layer}: ClusterLossWeight must be ≥ 0, got {Options.ClusterLossWeight}.",
+        if (!(Options.ClusterLossWeight >= 0) || double.IsInfinity(Options.ClusterLossWeight))
+            throw new ArgumentException($"{Layer}: ClusterLossWeight must be a finite number ≥ 0, got {Options.ClusterLossWeight}.",
                 nameof(options));
         Channels = channels;
         int k = Options.Components;
@@ -190,21 +190,74 @@ public sealed class UnsupervisedAdaptiveNorm : nn.Module<Tensor, Tensor>
         return (logLambda.exp(), _mu.detach().clone(), variance);
     }
 
+    /// <summary>
+    /// Bound of the data initialisation: |μ_k| and σ²_k are clamped to at most this, so that values such as ±1e30 in
+    /// the first batch (whose variance overflows even float64 once squared) still give finite float32 parameters.
+    /// </summary>
+    public const double MaxInitialValue = 1e30;
+
+    /// <summary>Smallest σ² − eps the data initialisation writes (a constant channel would otherwise give rho = −∞).</summary>
+    public const double MinInitialExcessVariance = 1e-6;
+
+    // Per channel from its finite values only (NaN and ±inf are left out, so one bad element cannot poison the
+    // parameters for good): μ_k at the k-th of K evenly spaced quantiles, σ²_k = variance / K, λ uniform. In double,
+    // on the CPU: it runs once. A channel without a finite value keeps the placeholder mixture (μ evenly spaced in
+    // [−1, 1], σ² = 1), which is what a layer that has seen no data uses.
     void InitializeFromData(Tensor x)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         int k = Options.Components;
-        // Per channel: all N × spatial values as one row.
-        var rows = x.detach().transpose(0, 1).reshape(Channels, -1).to(_mu.dtype);
-        long m = rows.shape[1];
-        var sorted = rows.sort(dim: 1).Values;
-        var idx = Enumerable.Range(0, k).Select(j => (long)Math.Round((j + 0.5) / k * (m - 1))).ToArray();
-        var quantiles = sorted.index_select(1, tensor(idx, device: sorted.device)).t();          // [K, C]
-        var variance = rows.var(1, unbiased: false).unsqueeze(0).expand(k, Channels) / k;       // [K, C]
-        var target = (variance - Options.Eps).clamp_min(1e-6);
-        _mu.copy_(quantiles);
-        _rho.copy_(UanFunctional.InverseSoftplus(target));
+        double eps = Options.Eps;
+        var rows = x.detach().transpose(0, 1).reshape(Channels, -1);
+        var mu = new double[k * Channels];
+        var target = new double[k * Channels];
+        for (long ch = 0; ch < Channels; ch++)
+        {
+            double[] values;
+            // One channel at a time in double: the whole batch in double would be twice its own size again. Through
+            // the raw bytes: TensorAccessor's ToArray goes element by element, seconds for a large batch.
+            using (NewDisposeScope())
+                values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(
+                    rows[ch].cpu().to(float64).contiguous().bytes).ToArray();
+            int count = 0;
+            foreach (double v in values)
+                if (double.IsFinite(v)) values[count++] = v;
+            Span<double> finite = values.AsSpan(0, count);
+            double excess;
+            if (finite.Length == 0)
+            {
+                for (int j = 0; j < k; j++) mu[j * Channels + ch] = k == 1 ? 0 : -1 + 2.0 * j / (k - 1);
+                excess = Math.Max(1 - eps, 1e-3);                  // the constructor's placeholder
+            }
+            else
+            {
+                finite.Sort();
+                int m = finite.Length;
+                for (int j = 0; j < k; j++)
+                {
+                    double q = finite[(int)Math.Round((j + 0.5) / k * (m - 1))];
+                    mu[j * Channels + ch] = Math.Clamp(q, -MaxInitialValue, MaxInitialValue);
+                }
+                // Scaled by the largest magnitude so that neither the sum nor the squares overflow; the product
+                // with scale² may reach +inf, which the clamp below turns into MaxInitialValue.
+                double scale = Math.Max(Math.Abs(finite[0]), Math.Abs(finite[m - 1]));
+                double variance = 0;
+                if (scale > 0)
+                {
+                    double mean = 0;
+                    foreach (double v in finite) mean += v / scale;
+                    mean /= m;
+                    double sq = 0;
+                    foreach (double v in finite) sq += (v / scale - mean) * (v / scale - mean);
+                    variance = sq / m * scale * scale;   // in this order: 0 · scale stays 0, never 0 · inf
+                }
+                excess = Math.Clamp(variance / k - eps, MinInitialExcessVariance, MaxInitialValue);
+            }
+            for (int j = 0; j < k; j++) target[j * Channels + ch] = excess;
+        }
+        _mu.copy_(tensor(mu, new[] { (long)k, Channels }));
+        _rho.copy_(UanFunctional.InverseSoftplus(tensor(target, new[] { (long)k, Channels })));
         _alpha.zero_();
         _initialized.fill_(1L);
     }

@@ -65,11 +65,15 @@ public sealed class ErrorAndFactoryTests
         using var scope = NewDisposeScope();
         var x = randn(4, 3, 2, 2);
         x[0, 0, 0, 0] = tensor(float.NaN);
-        foreach (var spec in new[] { "uan:init=uniform", "uan:mode=batchstats,init=uniform", "mn:k=1", "bn" })
+        foreach (var spec in new[] { "uan:init=uniform", "uan:mode=batchstats,init=uniform", "bn" })
         {
             var y = Norms.Create(spec, 3).forward(x);
             Assert.True(y.isnan().any().item<bool>(), $"{spec}: NaN did not propagate");
         }
+        // Mixture Normalization refuses NaN in training (its EM fit; see BadValueTests), and passes it through in eval.
+        var mn = Norms.Create("mn:k=1", 3);
+        mn.eval();
+        Assert.True(mn.forward(x).isnan().any().item<bool>(), "mn (eval): NaN did not propagate");
     }
 
     [Theory]
@@ -170,7 +174,7 @@ public sealed class ErrorAndFactoryTests
     [InlineData("", "Empty norm spec")]
     [InlineData("uan:q=3", "Unknown option 'q' for norm 'uan'")]
     [InlineData("uan:k", "expected key=value")]
-    [InlineData("uan:k=three", "option k must be an integer, got 'three'")]
+    [InlineData("uan:k=three", "option k must be an integer in 1..64, got 'three'")]
     [InlineData("uan:mode=fast", "unknown UAN mode 'fast'. Accepted: paper, batchstats, compat")]
     [InlineData("uan:init=zero", "unknown UAN init 'zero'")]
     [InlineData("bn:affine=maybe", "option affine must be true or false")]

@@ -64,7 +64,7 @@ public sealed class AdaMatchTrainer : IDisposable
         config.Validate();
         RunDir = runDir;
         if (config.Threads is int threads) torch.set_num_threads(threads);
-        Device = torch.device(config.Device);
+        Device = Devices.Resolve(config.Device);
 
         long sourceBatches = data.SourceTrain.Count / config.SourceBatch;
         long targetBatches = data.TargetTrain.Count / config.TargetBatch;

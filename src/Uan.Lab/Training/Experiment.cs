@@ -41,6 +41,21 @@ public static class Experiment
     public static Func<TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>> ModelFor(RunConfig config, ExperimentData data) =>
         () => ModelFactory.Create(config.Model, data.InChannels, data.NumClasses, data.ImageSize, config.Norm, config.InputNorm, config.OtherNorm);
 
+    /// <summary>
+    /// Builds (and drops) the model <paramref name="config"/> asks for, at the shape its dataset is known to have
+    /// (<see cref="DataLocator.KnownShape"/>), so that a norm that does not fit the model (gn:groups not dividing a
+    /// layer's channels, an input norm on too few channels, a model refusing the image size) fails before any data
+    /// is read. Throws <see cref="ArgumentException"/>; does nothing for a dataset of unknown shape.
+    /// </summary>
+    public static void CheckModel(RunConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (DataLocator.KnownShape(config.Dataset) is not var (channels, classes, size)) return;
+        using var _ = TorchSharp.torch.no_grad();
+        ModelFactory.Create(config.Model, channels, classes, config.ImageSize ?? size, config.Norm, config.InputNorm,
+            config.OtherNorm).Dispose();
+    }
+
     /// <summary>Trains <paramref name="config"/> in <paramref name="runDir"/> on already loaded data.</summary>
     public static RunResults Run(RunConfig config, ExperimentData data, string runDir, bool resume,
         IProgress<TrainProgress>? progress = null, Action<EpochMetrics>? epochFinished = null, CancellationToken cancel = default)

@@ -57,7 +57,7 @@ public sealed class Trainer : IDisposable
         if (config.BatchSize <= 0) throw new ArgumentException($"batch size must be positive, got {config.BatchSize}");
         if (!(config.LearningRate > 0)) throw new ArgumentException($"learning rate must be positive, got {config.LearningRate}");
         if (config.Threads is int threads) torch.set_num_threads(threads);
-        Device = torch.device(config.Device);
+        Device = Devices.Resolve(config.Device);
 
         torch.manual_seed(config.Seed);
         Model = createModel();

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using static Uan.Kernels.KernelMath;
@@ -139,6 +140,16 @@ internal static unsafe class MixtureKernel<T, TV>
     /// lane of a running sum adds at most this many terms before it goes to a double.
     /// </summary>
     const int ChunkVectors = 32;
+
+    /// <summary>
+    /// Largest per-work-item scratch (bytes) taken from the stack; thread-pool threads have about 1.5 MiB of it.
+    /// The largest pass needs about 20 KiB for K = 3 with 512-bit vectors and stays below the limit up to K = 24, so
+    /// the usual sizes never allocate.
+    /// </summary>
+    const int StackScratchLimit = 128 * 1024;
+
+    /// <summary>This thread's scratch for work items above <see cref="StackScratchLimit"/> (pinned, grown on demand).</summary>
+    [ThreadStatic] static byte[]? _heapScratch;
 
     /// <summary>
     /// The first 64-byte boundary in a stack buffer (allocated 64 bytes longer than needed). A 512-bit store
@@ -337,8 +348,25 @@ internal static unsafe class MixtureKernel<T, TV>
             const int chunk = ChunkVectors;
             int compScratch = TPass.CompScratch * k;
             int globals = Math.Max(TPass.GlobalSums, 1);
-            byte* raw = stackalloc byte[
-                (BlockVectors(k) + (compScratch + 1 + TPass.VecScratch) * chunk + globals + k) * sizeof(TV) + 64];
+            int vectorBytes = (BlockVectors(k) + (compScratch + 1 + TPass.VecScratch) * chunk + globals + k) * sizeof(TV);
+            int scratchBytes = vectorBytes + 64 + Math.Max(slots * lanes, 1) * sizeof(double);
+            // K comes from the caller: above a fixed size the scratch goes to a pinned array rather than the stack,
+            // which a large K would overflow (the process dies without an exception).
+            byte[]? heap = null;
+            if (scratchBytes > StackScratchLimit)
+            {
+                // Kept per thread: a pass runs many work items, and training many passes.
+                heap = _heapScratch;
+                if (heap is null || heap.Length < scratchBytes)
+                    _heapScratch = heap = GC.AllocateUninitializedArray<byte>(scratchBytes, pinned: true);
+            }
+            byte* raw;
+            if (heap is null)
+            {
+                byte* onStack = stackalloc byte[scratchBytes];
+                raw = onStack;
+            }
+            else raw = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(heap));
             // All through local pointers, which the JIT keeps in registers.
             long ch0 = channelLanes ? (long)grp * vn : grp;
             TV* block = Aligned(raw);
@@ -348,7 +376,7 @@ internal static unsafe class MixtureKernel<T, TV>
             TV* vs = xs + chunk;
             TV* glob = vs + TPass.VecScratch * chunk;
             TV* max = glob + globals;
-            double* sums = stackalloc double[Math.Max(slots * lanes, 1)];
+            double* sums = (double*)(raw + vectorBytes + 64);
             for (int j = 0; j < slots * lanes; j++) sums[j] = 0;
             for (int j = 0; j < globals; j++) glob[j] = TV.Zero;
             var lowest = TV.Create(T.CreateTruncating(double.NegativeInfinity));
@@ -459,6 +487,8 @@ internal static unsafe class MixtureKernel<T, TV>
                         partialMax[(ch * blocks + b) * k + j] = mj;
                     }
             }
+            // The pinned array must outlive every access through raw.
+            GC.KeepAlive(heap);
         });
 
         var total = new double[c * slots];

@@ -323,8 +323,11 @@ public class DataFetcherTests
         foreach (var (name, bytes) in TinyIdx())
             TestFiles.Write(payload.File("usr", "share", "datasets", "fashion-mnist", name + ".gz"), bytes, gzip: true);
         TestFiles.Write(payload.File("usr", "share", "doc", "dataset-fashion-mnist", "copyright"), Encoding.UTF8.GetBytes("MIT"));
-        // apt-get download writes the .deb into the current folder; dpkg-deb -x DEB DIR unpacks it into DIR.
-        Script(tools.Path, "apt-get", """
+        // apt-get download writes the .deb into the current folder; dpkg-deb -x DEB DIR unpacks it into DIR. Every call
+        // is recorded: whoever runs the tests (root included), only a download may be asked for.
+        string calls = tools.File("calls.log");
+        Script(tools.Path, "apt-get", $$"""
+            echo "apt-get $*" >> '{{calls}}'
             [ "$1" = download ] && [ "$2" = dataset-fashion-mnist ] || { echo "E: unexpected: $*" >&2; exit 100; }
             echo "Get:1 http://deb.example/debian bookworm/main amd64 dataset-fashion-mnist all 1.0 [1 kB]"
             printf 'deb' > dataset-fashion-mnist_1.0_all.deb
@@ -337,7 +340,6 @@ public class DataFetcherTests
         {
             ExpectedCounts = (3, 2),
             FashionSystemDirs = [],
-            UseSystemPackageManager = false,
             ToolSearchPath = tools.Path,
         };
         var log = new Log();
@@ -353,6 +355,8 @@ public class DataFetcherTests
         Assert.Equal(IdxNames.Select(n => n + ".gz").Order(), Directory.GetFiles(target).Select(Path.GetFileName).Order());
         Assert.Equal([target], Directory.GetFileSystemEntries(data.Path));
         Assert.Contains(log.Lines, l => l.Contains("apt-get: Get:1", StringComparison.Ordinal));
+        Assert.Equal(["apt-get download dataset-fashion-mnist"], File.ReadAllLines(calls));
+        Assert.DoesNotContain(log.Lines, l => l.Contains("install -y", StringComparison.Ordinal));
         using var test = MnistReader.LoadFashion(target, train: false);
         Assert.Equal(2, test.Count);
     }
@@ -372,7 +376,6 @@ public class DataFetcherTests
         using var fetcher = new DataFetcher(new FakeRegistry(), Registry)
         {
             FashionSystemDirs = [],
-            UseSystemPackageManager = false,
             ToolSearchPath = tools.Path,
         };
 

@@ -33,6 +33,16 @@ public class DataLocatorTests
     }
 
     [Fact]
+    public void EveryKnownDatasetHasAKnownShapeAndTheSubsetsMatchesItsFiles()
+    {
+        // The CLI builds its models at these shapes before reading data; a wrong entry would refuse good input.
+        Assert.All(DataLocator.KnownIds, id => Assert.NotNull(DataLocator.KnownShape(id)));
+        Assert.Null(DataLocator.KnownShape("imagenet"));
+        using var ds = new DataLocator().Load("mnist-subset", train: false);
+        Assert.Equal(DataLocator.KnownShape("mnist-subset"), (ds.Channels, ds.NumClasses, ds.Height));
+    }
+
+    [Fact]
     public void ListReportsPresentAndMissing()
     {
         using var data = new TempDir();

@@ -20,7 +20,7 @@ public sealed record GaussianMixture(Tensor Weights, Tensor Means, Tensor Varian
 
 /// <summary>
 /// Expectation-maximisation for K-component univariate Gaussian mixtures, one per channel, vectorised over
-/// channels (spec A3). Data is given as rows [C, M]: the M values of each channel. All functions run without
+/// channels (docs/modes.md). Data is given as rows [C, M]: the M values of each channel. All functions run without
 /// gradient; the results are constants for the normalisation that follows.
 /// </summary>
 public static class MixtureEm

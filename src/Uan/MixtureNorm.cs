@@ -21,7 +21,7 @@ public sealed record MixtureNormOptions
 }
 
 /// <summary>
-/// Mixture Normalization (Kalayeh &amp; Shah, 2018) as spec A3: on each training batch a per-channel K-component
+/// Mixture Normalization (Kalayeh &amp; Shah, 2018) as in docs/modes.md: on each training batch a per-channel K-component
 /// Gaussian mixture is fitted by EM (no gradient; k-means++ start on the first batch, then warm-started from the
 /// running mixture); each value is normalised by every component's responsibility-weighted batch mean and variance
 /// and the results are blended by the responsibilities, then BatchNorm's affine γ, β. Gradients flow through the

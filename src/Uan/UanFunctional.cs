@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Uan;
 
 /// <summary>
-/// The UAN and Mixture Normalization math as pure functions on tensors (spec A2, A3). Modules hold state and call
+/// The UAN and Mixture Normalization math as pure functions on tensors (docs/modes.md). Modules hold state and call
 /// these. Inputs have the channel on dim 1 ([N, C], [N, C, L], [N, C, H, W], [N, C, D, H, W]); mixture parameters
 /// are [K, C]. Internally every [K, C] tensor is viewed as [K, 1, C, 1, ...] against the input viewed as
 /// [1, N, C, ...], so the component axis is dim 0 of a [K, N, C, ...] tensor: memory is O(K·|x|), never K×K.
@@ -38,7 +38,7 @@ public static class UanFunctional
 
     /// <summary>
     /// Mean negative log-likelihood of x under the per-channel mixture (mu, rho, alpha), averaged over every
-    /// element: the optional clustering term of spec A2.
+    /// element: the optional clustering term (an extension, off by default).
     /// </summary>
     public static Tensor NegativeLogLikelihood(Tensor x, Tensor mu, Tensor rho, Tensor alpha, double eps)
     {
@@ -160,11 +160,11 @@ public static class UanFunctional
     }
 
     /// <summary>
-    /// ReferenceCompat: the authors' TensorFlow layer as it computes (spec Part B §1.2), channel on dim 1.
+    /// ReferenceCompat: the authors' TensorFlow layer as it computes (docs/modes.md), channel on dim 1.
     /// λ ≡ 1, Gaussian kernel without its constant, eps at each of its places, E_k and V_k as coded (per sample,
     /// mean over the spatial dims; element-wise for 2-D input). This does not normalise: for realistic batches
     /// E_k ≈ 0 and V_k ≈ 0, so y ≈ x · Σ_k τ_k / sqrt(eps(1 + eps)), a gain of about 31.6 at eps = 1e-3
-    /// (spec Part B §1.4). Also returns the output statistics that the reference writes into its parameters (those
+    /// (docs/modes.md). Also returns the output statistics that the reference writes into its parameters (those
     /// of h_k, before the optional affine, which the reference does not have).
     /// </summary>
     public static (Tensor Output, ReferenceStats Stats) ReferenceCompat(Tensor x, Tensor mu, Tensor rho, double eps,

@@ -1,6 +1,6 @@
 namespace Uan;
 
-/// <summary>How <see cref="UnsupervisedAdaptiveNorm"/> computes its output (spec A2).</summary>
+/// <summary>How <see cref="UnsupervisedAdaptiveNorm"/> computes its output (docs/modes.md).</summary>
 public enum UanMode
 {
     /// <summary>The paper's formula: the learned mixture normalises; batch independent, train = eval.</summary>

@@ -29,7 +29,13 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         DefaultValueFactory = _ => defaultTrainLimit,
     }.InRange(0);
     public Option<int?> TestLimit { get; } = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many test images" }.InRange(1);
-    public Option<double> ValFraction { get; } = new Option<double>("--val-fraction") { Description = "Last fraction of the training file held out for validation", DefaultValueFactory = _ => 0.1 }.InRange(0, 1, minOpen: true, maxOpen: true);
+    public Option<int?> Subset { get; } = new Option<int?>("--subset")
+    { Description = "Use a stratified subset of this many images of the training file, from which a stratified --val-fraction is held out for validation (instead of --train-limit and the file's last part)" }.InRange(2);
+    public Option<int?> ValEvery { get; } = new Option<int?>("--val-every")
+    { Description = "Also measure validation every N training steps within an epoch (for convergence curves)" }.InRange(1);
+    public Option<bool> Probe { get; } = new("--probe")
+    { Description = "At every epoch end, record the gradient variance (the paper's d Σlogits/dθ and the loss's) on a fixed training batch into results.json" };
+    public Option<double> ValFraction { get; } = new Option<double>("--val-fraction") { Description = "Fraction held out for validation: the last part of the training file, or with --subset a stratified part of the subset", DefaultValueFactory = _ => 0.1 }.InRange(0, 1, minOpen: true, maxOpen: true);
     public Option<int?> ImageSize { get; } = new Option<int?>("--image-size") { Description = "Resize images to N×N (default: native size)" }.InRange(1, MaxImageSize);
     public Option<bool> PaperResize { get; } = new("--paper-resize") { Description = "Resize to 72×72 as the paper's shallow CNN does" };
     public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "Train without random augmentation" };
@@ -50,7 +56,7 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Dataset, Model, Epochs, BatchSize, TrainLimit, TestLimit, ValFraction, ImageSize, PaperResize,
+        foreach (var o in new Option[] { Dataset, Model, Epochs, BatchSize, TrainLimit, Subset, TestLimit, ValFraction, ValEvery, Probe, ImageSize, PaperResize,
                      NoAugment, Optimizer, WeightDecay, InputNorm, OtherNorm, Device, Threads, Out, Snapshots })
             command.Options.Add(o);
     }
@@ -75,6 +81,9 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         if (p.GetValue(PaperResize) && p.GetValue(ImageSize) is int s && s != 72)
             throw new ArgumentException("--paper-resize means 72×72; drop --image-size or --paper-resize");
         int? trainLimit = p.GetValue(TrainLimit) is 0 ? null : p.GetValue(TrainLimit);
+        int? subset = p.GetValue(Subset);
+        if (subset is not null && trainLimit is not null)
+            throw new ArgumentException("--subset and --train-limit exclude each other; give one");
         double val = p.GetValue(ValFraction);
         Devices.Resolve(p.GetValue(Device)!, "--device");
         string? inputNorm = p.GetValue(InputNorm);
@@ -83,7 +92,8 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         if (otherNorm is not null) Norms.Parse(otherNorm);
         return new RunConfig
         {
-            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = trainLimit,
+            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = trainLimit, Subset = subset,
+            ValEvery = p.GetValue(ValEvery), Probe = p.GetValue(Probe),
             TestLimit = p.GetValue(TestLimit), ValidationFraction = val, ImageSize = size, Augment = !p.GetValue(NoAugment),
             Optimizer = optimizer, WeightDecay = p.GetValue(WeightDecay), InputNorm = inputNorm, OtherNorm = otherNorm, Device = p.GetValue(Device)!,
             Threads = p.GetValue(Threads), Snapshots = p.GetValue(Snapshots),

@@ -138,6 +138,22 @@ public sealed class ImageDataset : IDisposable
         return SplitAt((long)(Count * (1.0 - validationFraction)));
     }
 
+    /// <summary>
+    /// A stratified split: round(N · <paramref name="validationFraction"/>) images, allocated over the classes in
+    /// proportion to their counts (<see cref="ProportionalAllocation"/>) and drawn with <paramref name="seed"/>, form the
+    /// validation set; the rest is the training set. Both keep the original order.
+    /// </summary>
+    public (ImageDataset Train, ImageDataset Validation) StratifiedSplit(double validationFraction, int seed)
+    {
+        if (!(validationFraction > 0 && validationFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "must lie in (0, 1)");
+        long valCount = (long)Math.Round(Count * validationFraction, MidpointRounding.AwayFromZero);
+        var validation = StratifiedIndices(ProportionalAllocation(ClassCounts(), valCount), seed);
+        var isValidation = new HashSet<long>(validation);
+        var train = Enumerable.Range(0, checked((int)Count)).Select(i => (long)i).Where(i => !isValidation.Contains(i)).ToArray();
+        return (Subset(train, Name + "[train]"), Subset(validation, Name + "[val]"));
+    }
+
     /// <summary>All images in a seeded random order (System.Random Fisher–Yates, stable across platforms).</summary>
     public ImageDataset Shuffle(int seed, string? name = null) => Subset(Permutation(Count, seed), name);
 

@@ -5,7 +5,8 @@ namespace Uan.Lab.Training;
 /// <summary>
 /// The three splits of a run and the pipelines that turn their uint8 images into network input, built from a
 /// <see cref="RunConfig"/>: validation = the last <see cref="RunConfig.ValidationFraction"/> of the training file (as
-/// Keras' validation_split), optional stratified limits on the training and test sets (drawn with a fixed seed, so
+/// Keras' validation_split), or with <see cref="RunConfig.Subset"/> a stratified subset of the training file split
+/// into stratified training and validation parts; optional stratified limits on the training and test sets (drawn with a fixed seed, so
 /// every run of a comparison sees the same images), standardisation statistics from the training split only (the
 /// paper took them over the whole training file, validation part included), ImageNet's for Tiny ImageNet.
 /// </summary>
@@ -53,7 +54,17 @@ public sealed class ExperimentData : IDisposable
             throw new ArgumentException($"validation fraction must be in (0, 1), got {config.ValidationFraction}");
         using var full = locator.Load(config.Dataset, train: true);
         using var testFull = locator.Load(config.Dataset, train: false);
-        var (train, validation) = full.SplitLast(config.ValidationFraction);
+        if (config.Subset is not null && config.TrainLimit is not null)
+            throw new ArgumentException("a subset and a train limit exclude each other; give one");
+        ImageDataset train, validation;
+        if (config.Subset is int subset)
+        {
+            if (subset < 2 || subset > full.Count)
+                throw new ArgumentException($"subset must lie in [2, {full.Count}] for {config.Dataset}, got {subset}");
+            using var pool = full.StratifiedSubset(subset, SubsetSeed);
+            (train, validation) = pool.StratifiedSplit(config.ValidationFraction, SubsetSeed);
+        }
+        else (train, validation) = full.SplitLast(config.ValidationFraction);
         if (config.TrainLimit is int n && n < train.Count)
         {
             if (n <= 0) throw new ArgumentException($"train limit must be positive, got {n}");

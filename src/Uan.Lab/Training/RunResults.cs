@@ -34,6 +34,20 @@ public sealed record RunConfig
     public double WeightDecay { get; init; } = 1e-4;
     /// <summary>Training images used (after the validation split), or null for all.</summary>
     public int? TrainLimit { get; init; }
+    /// <summary>
+    /// A stratified subset of this many images of the training file, from which a stratified
+    /// <see cref="ValidationFraction"/> is held out for validation (instead of the file's last part); null for none.
+    /// Excludes <see cref="TrainLimit"/>.
+    /// </summary>
+    public int? Subset { get; init; }
+    /// <summary>Also measure validation every this many training steps within an epoch (<see cref="EpochMetrics.ValPoints"/>); null: at epoch ends only.</summary>
+    public int? ValEvery { get; init; }
+    /// <summary>
+    /// Record gradient variances at every epoch's end (<see cref="EpochMetrics.Gradient"/>) on a fixed batch of training
+    /// images, without side effects on the training. Omitted from results.json when off.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Probe { get; init; }
     /// <summary>Fraction of the training set held out (the last images, as Keras validation_split does).</summary>
     public double ValidationFraction { get; init; } = 0.1;
     /// <summary>Test images used, or null for all.</summary>
@@ -89,7 +103,22 @@ public sealed record EpochMetrics
     public double ImagesPerSecond { get; init; }
     /// <summary>True when this epoch's validation accuracy is the best so far (its weights are in best.ckpt).</summary>
     public bool IsBest { get; init; }
+    /// <summary>Validation measured within the epoch, every <see cref="RunConfig.ValEvery"/> steps; null when not asked.</summary>
+    public List<ValPoint>? ValPoints { get; init; }
+    /// <summary>Gradient variances at the epoch's end (<see cref="RunConfig.Probe"/>); null when not asked.</summary>
+    public GradientSummary? Gradient { get; init; }
+    /// <summary>The machine's 1-minute load average when the epoch ended (Linux), or null: the context of its wall times.</summary>
+    public double? LoadAverage { get; init; }
 }
+
+/// <summary>Validation accuracy and loss after <paramref name="Step"/> training steps of the run (counted from its start).</summary>
+public sealed record ValPoint(long Step, double Accuracy, double Loss);
+
+/// <summary>
+/// Max and mean over parameter tensors of the population variance of each tensor's gradient, for the paper's
+/// definition (d Σ logits / dθ) and for the loss (d mean cross-entropy / dθ); see <see cref="Diagnostics.GradientProbe"/>.
+/// </summary>
+public sealed record GradientSummary(double PaperMax, double PaperMean, double LossMax, double LossMean);
 
 /// <summary>Machine and library versions the run was made with.</summary>
 public sealed record EnvironmentInfo
@@ -108,6 +137,21 @@ public sealed record EnvironmentInfo
     public string TorchSharp { get; init; } = "";
     /// <summary>UAN library assembly version.</summary>
     public string Uan { get; init; } = "";
+
+    /// <summary>The machine's 1-minute load average (the first field of /proc/loadavg), or null where there is none.</summary>
+    public static double? LoadAverage()
+    {
+        try
+        {
+            var text = File.ReadAllText("/proc/loadavg");
+            return double.TryParse(text.Split(' ')[0], System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>The current process's environment.</summary>
     public static EnvironmentInfo Capture() => new()

@@ -154,6 +154,7 @@ public sealed class Trainer : IDisposable
             var train = new ClassificationMetrics(_data.NumClasses);
             Model.train();
             long step = 0, steps = loader.BatchesPerEpoch;
+            var valPoints = Config.ValEvery is null ? null : new List<ValPoint>();
             foreach (var batch in loader.Epoch(epoch))
             {
                 using (batch)
@@ -185,12 +186,20 @@ public sealed class Trainer : IDisposable
                     step++;
                     progress?.Report(new TrainProgress("train", epoch + 1, Config.Epochs, step, steps, train.Loss, train.Accuracy,
                         train.Count / trainClock.Elapsed.TotalSeconds));
+                    // Eval mode without gradients or random numbers: the training it interrupts goes on unchanged.
+                    if (valPoints is not null && step % Config.ValEvery!.Value == 0 && step < steps)
+                    {
+                        var point = Evaluate(_data.Validation, "val", epoch + 1, progress);
+                        valPoints.Add(new ValPoint(epoch * steps + step, point.Accuracy, point.Loss));
+                        Model.train();
+                    }
                 }
             }
             trainClock.Stop();
 
             var evalClock = Stopwatch.StartNew();
             var val = Evaluate(_data.Validation, "val", epoch + 1, progress);
+            valPoints?.Add(new ValPoint((epoch + 1) * steps, val.Accuracy, val.Loss));
             var test = Evaluate(_data.Test, "test", epoch + 1, progress);
             evalClock.Stop();
             var (precision, recall, f1) = test.Macro();
@@ -205,6 +214,9 @@ public sealed class Trainer : IDisposable
                 TestPrecision = precision, TestRecall = recall, TestF1 = f1,
                 TrainSeconds = trainClock.Elapsed.TotalSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds,
                 ImagesPerSecond = train.Count / trainClock.Elapsed.TotalSeconds, IsBest = isBest,
+                ValPoints = valPoints,
+                Gradient = Config.Probe ? ProbeGradients() : null,
+                LoadAverage = EnvironmentInfo.LoadAverage(),
             };
             // Opt-in figures data; eval mode without gradients, so it leaves the training untouched. Before the
             // commit, so an epoch trained again after a crash writes its snapshot again.
@@ -222,13 +234,35 @@ public sealed class Trainer : IDisposable
         return RunRecord.Finish(results, RunDir, "completed", null);
     }
 
+    /// <summary>Images in the fixed batch of <see cref="RunConfig.Probe"/> (the reference callback's source batch).</summary>
+    public const int ProbeImages = 64;
+
+    /// <summary>
+    /// The gradient variances of <see cref="RunConfig.Probe"/>: both definitions of <see cref="Diagnostics.GradientProbe"/>
+    /// on the first <see cref="ProbeImages"/> training images (evaluation pipeline: no augmentation), the same images at
+    /// every epoch. The probe restores everything it touches, so the training goes on unchanged.
+    /// </summary>
+    private GradientSummary ProbeGradients()
+    {
+        using var scope = NewDisposeScope();
+        long n = Math.Min(ProbeImages, _data.Train.Count);
+        using var generator = new Generator(0);
+        var images = _data.EvalPipeline.Apply(_data.Train.Images.narrow(0, 0, n), false, generator).to(Device);
+        var labels = _data.Train.Labels.narrow(0, 0, n).to(Device);
+        var paper = Diagnostics.GradientProbe.Measure(Model, images, labels, Diagnostics.GradientDefinition.Paper);
+        var loss = Diagnostics.GradientProbe.Measure(Model, images, labels, Diagnostics.GradientDefinition.Loss);
+        return new GradientSummary(paper.Max, paper.Mean, loss.Max, loss.Mean);
+    }
+
     /// <summary>Loss, accuracy, top-5 and macro P/R/F1 of the model (eval mode, no gradients) on a split.</summary>
     public ClassificationMetrics Evaluate(ImageDataset split, string phase = "eval", int epoch = 0, IProgress<TrainProgress>? progress = null)
     {
         var metrics = new ClassificationMetrics(_data.NumClasses);
         // The training batch size: bigger eval batches are slower per image on CPU (measured for the shallow CNN at
         // 28×28, one thread: 410 images/s at 64, 93 at 500), the activations no longer fit in cache.
-        var loader = new BatchLoader(split, Config.BatchSize, _data.EvalPipeline, shuffle: false, training: false);
+        // At least 64 per batch: eval-mode outputs do not depend on the batch (ReferenceCompat UAN's only weakly, as
+        // the reference's), and a batch-8 run's evaluation would otherwise take several times longer.
+        var loader = new BatchLoader(split, Math.Max(Config.BatchSize, 64), _data.EvalPipeline, shuffle: false, training: false);
         Model.eval();
         using var noGrad = no_grad();
         long step = 0;

@@ -140,7 +140,9 @@ public sealed class ComparisonGrid
                     {
                         kept = RunResults.Load(dir);
                         // A commit a kill interrupted is finished here, so a kept run's checkpoints are its results'.
-                        Trainer.Recover(folder, kept);
+                        // A finished run with no checkpoint file at all is kept for its results alone (a study
+                        // commits only results.json; removing a finished run's checkpoints saves space).
+                        if (Trainer.HasCheckpointFiles(dir)) Trainer.Recover(folder, kept);
                     }
                 }
                 runStarting?.Invoke(i, config, state);

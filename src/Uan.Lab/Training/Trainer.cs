@@ -286,6 +286,11 @@ public sealed class Trainer : IDisposable
     private void CheckResumable(RunConfig saved) =>
         RunRecord.CheckResumable(RunDir, saved, Config, c => c with { Epochs = 0, Device = "", Threads = null, Snapshots = false });
 
+    /// <summary>True when <paramref name="runDir"/> holds a checkpoint, committed or staged.</summary>
+    internal static bool HasCheckpointFiles(string runDir) =>
+        new[] { LastCheckpoint, BestCheckpoint }.Any(name =>
+            File.Exists(Path.Combine(runDir, name)) || File.Exists(Path.Combine(runDir, name + RunFolder.PendingSuffix)));
+
     /// <summary>
     /// Finishes or undoes an interrupted commit of the run in <paramref name="folder"/> and checks that its
     /// checkpoints hold what <paramref name="results"/> (the commit record) names: last.ckpt its last epoch, best.ckpt

@@ -83,7 +83,7 @@ public class DurabilityTests(StraightRun straight) : IClassFixture<StraightRun>
     internal static Dictionary<string, float[]> Weights(nn.Module model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
 
-    private static EpochMetrics WithoutTimes(EpochMetrics m) => m with { TrainSeconds = 0, EvalSeconds = 0, ImagesPerSecond = 0 };
+    private static EpochMetrics WithoutTimes(EpochMetrics m) => m with { TrainSeconds = 0, EvalSeconds = 0, ImagesPerSecond = 0, LoadAverage = null };
 
     /// <summary>
     /// Killed at <paramref name="point"/> of epoch 2's commit, the folder holds <paramref name="committed"/> epochs in
@@ -208,6 +208,32 @@ public class DurabilityTests(StraightRun straight) : IClassFixture<StraightRun>
         Assert.Equal(1, Kill.EpochField(Path.Combine(runDir, Trainer.LastCheckpoint)));
         Assert.Equal(1, Kill.EpochField(Path.Combine(runDir, Trainer.BestCheckpoint)));
         Assert.Empty(Kill.Leftovers(runDir));
+    }
+
+    [Fact]
+    public void CompareKeepsAFinishedRunWhoseCheckpointsWereAllRemoved()
+    {
+        // Finished runs kept for their results alone (a study commits only results.json) are results, not damage.
+        using var dir = new TempDir();
+        var grid = new ComparisonGrid(Config(epochs: 1), [new NormChoice("BN", "bn")], [3e-3], [7], dir.Path);
+        var (config, runDir) = grid.Runs[0];
+        using (var data = Data(config))
+        using (var trainer = new Trainer(config, data, () => new TinyNet(config.Norm), runDir))
+            trainer.Run();
+        var before = File.ReadAllText(Path.Combine(runDir, RunRecord.FileName));
+        File.Delete(Path.Combine(runDir, Trainer.LastCheckpoint));
+        File.Delete(Path.Combine(runDir, Trainer.BestCheckpoint));
+
+        var states = new List<string>();
+        var kept = grid.Run(new DataLocator(), (_, _, state) => states.Add(state));
+        Assert.Equal(["completed"], states);
+        Assert.Single(kept);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(runDir, RunRecord.FileName)));
+        Assert.False(File.Exists(Path.Combine(runDir, Trainer.LastCheckpoint)));
+
+        // One checkpoint left behind is still checked: it must agree with the record.
+        File.WriteAllText(Path.Combine(runDir, Trainer.LastCheckpoint), "x");
+        Assert.Throws<InvalidDataException>(() => grid.Run(new DataLocator()));
     }
 
     [Fact]

@@ -88,6 +88,13 @@ internal sealed class Ui(TextWriter output, TextWriter error)
         private ProgressTask? _run;
         private RunConfig? _config;
         private readonly Throttle? _refresh = ctx is null ? null : new Throttle(ctx);
+        private readonly System.Diagnostics.Stopwatch _sinceLine = System.Diagnostics.Stopwatch.StartNew();
+
+        /// <summary>
+        /// Without a terminal (redirected output, CI, a scheduler's log): the longest silence during training before
+        /// a progress line is printed.
+        /// </summary>
+        public TimeSpan PlainEvery { get; init; } = TimeSpan.FromSeconds(30);
 
         public void RunStarting(int index, RunConfig config, string state)
         {
@@ -135,6 +142,7 @@ internal sealed class Ui(TextWriter output, TextWriter error)
 
         public void Epoch(RunConfig config, EpochMetrics m)
         {
+            _sinceLine.Restart();
             if (ui.Quiet) return;
             if (ctx is null) ui.Out.WriteLine(EpochLine(config, m));
             else
@@ -146,6 +154,16 @@ internal sealed class Ui(TextWriter output, TextWriter error)
 
         public void Report(TrainProgress p)
         {
+            if (ctx is null)
+            {
+                if (ui.Quiet || p.Phase != "train" || _config is null || _sinceLine.Elapsed < PlainEvery) return;
+                _sinceLine.Restart();
+                double left = p.ImagesPerSecond > 0 ? (p.Steps - p.Step) * (double)_config.BatchSize / p.ImagesPerSecond : double.NaN;
+                ui.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {Describe(_config)}: epoch {p.Epoch}/{p.Epochs}, step {p.Step}/{p.Steps}, loss {p.Loss:F4}, " +
+                    $"acc {p.Accuracy:P1}, {p.ImagesPerSecond:F0} img/s, epoch ends in {(double.IsFinite(left) ? TimeSpan.FromSeconds(Math.Round(left)).ToString() : "?")}"));
+                return;
+            }
             if (_run is null || p.Phase != "train") return;
             _run.Value = p.Epoch - 1 + (double)p.Step / p.Steps;
             _run.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,

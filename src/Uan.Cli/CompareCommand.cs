@@ -55,7 +55,7 @@ internal static class CompareCommand
                 Experiment.CheckModel(config);
 
             ui.Info(string.Create(CultureInfo.InvariantCulture,
-                $"comparing {string.Join(", ", choices.Select(c => $"{c.Label} ({c.Spec})"))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
+                $"comparing {string.Join(", ", choices.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
                 $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
                 $"{grid.Runs.Count} runs → {dir}"));
             using var folder = OutputFolder.Claim(dir, "--out");

@@ -34,7 +34,7 @@ internal static class TrainCommand
             var locator = UanCommand.Locator(p);
             Experiment.CheckModel(config);
             using var folder = OutputFolder.Claim(dir, "--out");
-            ui.Info($"training {config.Model} on {config.Dataset} with {choice.Label} ({choice.Spec}), lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
+            ui.Info($"training {config.Model} on {config.Dataset} with {choice.Display}, lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
                     $"{config.Epochs} epochs, batch {config.BatchSize}, seed {config.Seed} → {dir}");
             using var stop = new CtrlC(ui);
             using var data = ExperimentData.Load(config, locator);

@@ -50,9 +50,8 @@ public static class PanelGrid
     }
 
     /// <summary>A file-system-safe form of a label (invalid characters and spaces become '-').</summary>
-    public static string FileSafe(string name)
-    {
-        var invalid = Path.GetInvalidFileNameChars();
-        return new string(name.Select(c => invalid.Contains(c) || char.IsWhiteSpace(c) ? '-' : c).ToArray());
-    }
+    public static string FileSafe(string name) =>
+        // The same names on every OS: Path.GetInvalidFileNameChars() is only '/' and NUL on Linux, so a label such
+        // as "uan:k=3" made a file Windows cannot hold. Letters, digits and - _ . = , + stay; the rest becomes '-'.
+        new(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '=' or ',' or '+' ? c : '-').ToArray());
 }

@@ -21,6 +21,9 @@ public sealed record NormChoice(string Label, string Spec)
         return new NormChoice(label.Length > 0 ? label : DefaultLabel(parsed), spec);
     }
 
+    /// <summary>The label, and the spec in parentheses unless the label is the spec itself ("UAN (uan:k=3)", "uan:k=3").</summary>
+    public string Display => Label == Spec || Label == Norms.Parse(Spec).ToString() ? Label : $"{Label} ({Spec})";
+
     /// <summary>BN, MN, UAN for bare kinds; UAN-BatchStats / UAN-Compat for the other UAN modes; else the spec.</summary>
     public static string DefaultLabel(NormSpec spec)
     {

@@ -325,3 +325,26 @@ public class ReportWriterTests
         Assert.Equal(0.69, s.Max[0], 12);
     }
 }
+
+public class NamesTests
+{
+    [Theory]
+    [InlineData("uan:k=3", "uan-k=3")]
+    [InlineData("UAN-BatchStats", "UAN-BatchStats")]
+    [InlineData("a b/c\\d*e?f\"g<h>i|j", "a-b-c-d-e-f-g-h-i-j")]
+    [InlineData("mn:k=3,iters=2", "mn-k=3,iters=2")]
+    public void FileNamesAreTheSameAndValidOnEveryOs(string label, string expected)
+    {
+        Assert.Equal(expected, Uan.Lab.Reporting.PanelGrid.FileSafe(label));
+        // Windows' reserved characters, whatever the OS these tests run on.
+        Assert.DoesNotContain(Uan.Lab.Reporting.PanelGrid.FileSafe(label), c => "<>:\"/\\|?*".Contains(c) || char.IsControl(c));
+    }
+
+    [Theory]
+    [InlineData("uan:k=3", "uan:k=3")]
+    [InlineData("UAN=uan:k=3", "UAN (uan:k=3)")]
+    [InlineData("uan:k=3,eps=0.01", "uan:eps=0.01,k=3")]
+    [InlineData("bn", "BN (bn)")]
+    public void ANormIsShownWithoutSayingTheSameThingTwice(string text, string shown) =>
+        Assert.Equal(shown, Uan.Lab.Training.NormChoice.Parse(text).Display);
+}

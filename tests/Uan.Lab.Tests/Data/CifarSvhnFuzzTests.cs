@@ -58,18 +58,7 @@ public class CifarSvhnFuzzTests
 
     // ---- SVHN ------------------------------------------------------------------------------------------------------
 
-    private static byte X(int i, int j, int k, int n) => (byte)((i + 3 * j + 50 * k + 7 * n) % 256);
 
-    private static byte[] ColumnMajorX(int n)
-    {
-        var b = new byte[32 * 32 * 3 * n];
-        for (int img = 0; img < n; img++)
-            for (int k = 0; k < 3; k++)
-                for (int j = 0; j < 32; j++)
-                    for (int i = 0; i < 32; i++)
-                        b[i + 32 * j + 1024 * k + 3072 * img] = X(i, j, k, img);
-        return b;
-    }
 
     private static (Tensor Images, Tensor Labels) SvhnExpected(int n, long[] digits)
     {
@@ -78,7 +67,7 @@ public class CifarSvhnFuzzTests
             for (int k = 0; k < 3; k++)
                 for (int i = 0; i < 32; i++)
                     for (int j = 0; j < 32; j++)
-                        pixels[((img * 3 + k) * 32 + i) * 32 + j] = X(i, j, k, img);
+                        pixels[((img * 3 + k) * 32 + i) * 32 + j] = TestFiles.SvhnPixel(i, j, k, img);
         return (tensor(pixels, [n, 3, 32, 32], ScalarType.Byte), tensor(digits, ScalarType.Int64));
     }
 
@@ -91,7 +80,7 @@ public class CifarSvhnFuzzTests
         using var scope = NewDisposeScope();
         var (images, labels) = SvhnExpected(2, [0, 4]);
         byte[] original = MatV5(compress,
-            new MatVar("X", MxUInt8, [32, 32, 3, 2], MiUInt8, ColumnMajorX(2)),
+            new MatVar("X", MxUInt8, [32, 32, 3, 2], MiUInt8, TestFiles.SvhnColumnMajorX(2)),
             new MatVar("y", MxDouble, [2, 1], MiDouble, Doubles(10, 4)));
         string path = dir.File("train_32x32.mat");
         ImageDataset Load() => SvhnReader.LoadFile(path);
@@ -125,7 +114,7 @@ public class CifarSvhnFuzzTests
         // Different content under the original content's checksum: whichever layer sees it (the inflater when the
         // stream is whole, the reader's own Adler-32 check otherwise), it must come back as a named error.
         using var dir = new TempDir();
-        byte[] matrix = MatrixElement(new MatVar("X", MxUInt8, [32, 32, 3, 1], MiUInt8, ColumnMajorX(1)));
+        byte[] matrix = MatrixElement(new MatVar("X", MxUInt8, [32, 32, 3, 1], MiUInt8, TestFiles.SvhnColumnMajorX(1)));
         byte[] good = Zlib(matrix);
         matrix[^10] ^= 0x55;
         byte[] bad = Zlib(matrix);
@@ -143,7 +132,7 @@ public class CifarSvhnFuzzTests
         // .NET's ZLibStream returns the data without error when the Adler-32 (or the end of the deflate data) is
         // missing; the element then looked complete.
         using var dir = new TempDir();
-        byte[] z = Zlib(MatrixElement(new MatVar("X", MxUInt8, [32, 32, 3, 1], MiUInt8, ColumnMajorX(1))));
+        byte[] z = Zlib(MatrixElement(new MatVar("X", MxUInt8, [32, 32, 3, 1], MiUInt8, TestFiles.SvhnColumnMajorX(1))));
         string path = dir.File("x.mat");
         for (int cut = 1; cut <= 6; cut++)
         {
@@ -157,7 +146,7 @@ public class CifarSvhnFuzzTests
     public void CompressedElementDeclaringHugeMatrixIsRefusedWithoutAllocating()
     {
         using var dir = new TempDir();
-        byte[] inner = MatrixElement(new MatVar("X", MxUInt8, [32, 32, 3, 1], MiUInt8, ColumnMajorX(1)));
+        byte[] inner = MatrixElement(new MatVar("X", MxUInt8, [32, 32, 3, 1], MiUInt8, TestFiles.SvhnColumnMajorX(1)));
         BinaryPrimitives.WriteUInt32LittleEndian(inner.AsSpan(4), 0x7FFF_FF00);
         string path = dir.File("x.mat");
         Write(path, MatWithCompressed(Zlib(inner)));
@@ -193,7 +182,7 @@ public class CifarSvhnFuzzTests
         using var dir = new TempDir();
         using var scope = NewDisposeScope();
         var (images, labels) = SvhnExpected(2, [0, 4]);
-        byte[] x = ColumnMajorX(2);
+        byte[] x = TestFiles.SvhnColumnMajorX(2);
         string path = dir.File("train_32x32.mat");
         Write(path, MatV5(true, new MatVar("X", MxClassOf(miType), [32, 32, 3, 2], miType, Encode(x.Select(v => (double)v), miType)),
             new MatVar("y", MxDouble, [2, 1], MiDouble, Doubles(10, 4))));
@@ -211,7 +200,7 @@ public class CifarSvhnFuzzTests
     public void SvhnXWithValuesNoImageHoldsIsRefused(int miType, double value)
     {
         using var dir = new TempDir();
-        double[] x = ColumnMajorX(1).Select(v => (double)v).ToArray();
+        double[] x = TestFiles.SvhnColumnMajorX(1).Select(v => (double)v).ToArray();
         x[1500] = value;
         string path = dir.File("train_32x32.mat");
         Write(path, MatV5(false, new MatVar("X", MxClassOf(miType), [32, 32, 3], miType, Encode(x, miType)),

@@ -7,25 +7,12 @@ namespace Uan.Lab.Tests.Data;
 
 public class SvhnReaderTests
 {
-    // MATLAB X(i, j, k, n): row i, column j, channel k, image n (0-based here).
-    private static byte X(int i, int j, int k, int n) => (byte)((i + 3 * j + 50 * k + 7 * n) % 256);
 
-    /// <summary>X as MATLAB stores it: column-major, the row index varying fastest.</summary>
-    private static byte[] ColumnMajorX(int n)
-    {
-        var b = new byte[32 * 32 * 3 * n];
-        for (int img = 0; img < n; img++)
-            for (int k = 0; k < 3; k++)
-                for (int j = 0; j < 32; j++)
-                    for (int i = 0; i < 32; i++)
-                        b[i + 32 * j + 1024 * k + 3072 * img] = X(i, j, k, img);
-        return b;
-    }
 
     private static byte[] SvhnFile(bool compress, double[] labels, bool labelsAsUInt8 = false)
     {
         int n = labels.Length;
-        var x = new MatVar("X", MxUInt8, [32, 32, 3, n], MiUInt8, ColumnMajorX(n));
+        var x = new MatVar("X", MxUInt8, [32, 32, 3, n], MiUInt8, TestFiles.SvhnColumnMajorX(n));
         var y = labelsAsUInt8
             // MATLAB stores a double array of small integers as miUINT8 to save space; the class stays double.
             ? new MatVar("y", MxDouble, [n, 1], MiUInt8, labels.Select(v => (byte)v).ToArray())
@@ -46,12 +33,12 @@ public class SvhnReaderTests
         Assert.Equal(new long[] { 4, 3, 32, 32 }, ds.Images.shape);
         Assert.Equal(new long[] { 0, 1, 5, 9 }, ds.Labels.data<long>().ToArray());
         Assert.Equal("svhn/train", ds.Name);
-        // Images[n, c, h, w] must be MATLAB X(h, w, c, n): row 2 / column 30 distinguishes a transposition.
-        Assert.Equal(X(2, 30, 0, 0), ds.Images[0, 0, 2, 30].item<byte>());
-        Assert.Equal(X(30, 2, 0, 0), ds.Images[0, 0, 30, 2].item<byte>());
-        Assert.NotEqual(X(2, 30, 0, 0), X(30, 2, 0, 0));
-        Assert.Equal(X(31, 0, 2, 3), ds.Images[3, 2, 31, 0].item<byte>());
-        Assert.Equal(X(5, 17, 1, 2), ds.Images[2, 1, 5, 17].item<byte>());
+        // Images[n, c, h, w] must be MATLAB X(h, w, c, n) (TestFiles.SvhnPixel): row 2 / column 30 distinguishes a transposition.
+        Assert.Equal(TestFiles.SvhnPixel(2, 30, 0, 0), ds.Images[0, 0, 2, 30].item<byte>());
+        Assert.Equal(TestFiles.SvhnPixel(30, 2, 0, 0), ds.Images[0, 0, 30, 2].item<byte>());
+        Assert.NotEqual(TestFiles.SvhnPixel(2, 30, 0, 0), TestFiles.SvhnPixel(30, 2, 0, 0));
+        Assert.Equal(TestFiles.SvhnPixel(31, 0, 2, 3), ds.Images[3, 2, 31, 0].item<byte>());
+        Assert.Equal(TestFiles.SvhnPixel(5, 17, 1, 2), ds.Images[2, 1, 5, 17].item<byte>());
 
         using var expected = ExpectedImages(4);
         Assert.True(ds.Images.SameAs(expected));
@@ -64,8 +51,8 @@ public class SvhnReaderTests
         string path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "svhn_scipy_32x32.mat");
         using var ds = SvhnReader.LoadFile(path);
         Assert.Equal(new long[] { 0, 1, 5 }, ds.Labels.data<long>().ToArray());
-        Assert.Equal(X(2, 30, 0, 0), ds.Images[0, 0, 2, 30].item<byte>());
-        Assert.Equal(X(31, 4, 2, 2), ds.Images[2, 2, 31, 4].item<byte>());
+        Assert.Equal(TestFiles.SvhnPixel(2, 30, 0, 0), ds.Images[0, 0, 2, 30].item<byte>());
+        Assert.Equal(TestFiles.SvhnPixel(31, 4, 2, 2), ds.Images[2, 2, 31, 4].item<byte>());
         using var expected = ExpectedImages(3);
         Assert.True(ds.Images.SameAs(expected));
     }
@@ -76,7 +63,7 @@ public class SvhnReaderTests
         using var dir = new TempDir();
         var cell = new MatVar("notes", MxCell, [1, 1], MiUInt8, []);
         var big = new MatVar("someLongName", MxDouble, [1, 2], MiDouble, Doubles(1, 2));
-        var x = new MatVar("X", MxUInt8, [32, 32, 3, 2], MiUInt8, ColumnMajorX(2));
+        var x = new MatVar("X", MxUInt8, [32, 32, 3, 2], MiUInt8, TestFiles.SvhnColumnMajorX(2));
         var y = new MatVar("y", MxDouble, [2, 1], MiDouble, Doubles(3, 10));
         Write(dir.File("test_32x32.mat"), MatV5(true, cell, big, x, y));
         using var ds = SvhnReader.Load(dir.Path, train: false);
@@ -153,7 +140,7 @@ public class SvhnReaderTests
     {
         using var dir = new TempDir();
         string path = dir.File("train_32x32.mat");
-        var x = new MatVar("X", MxUInt8, [32, 32, 3, 3], MiUInt8, ColumnMajorX(3));
+        var x = new MatVar("X", MxUInt8, [32, 32, 3, 3], MiUInt8, TestFiles.SvhnColumnMajorX(3));
         var y = new MatVar("y", MxDouble, [2, 1], MiDouble, Doubles(1, 2));
         Write(path, MatV5(true, x, y));
         var e = Assert.Throws<DataFormatException>(() => SvhnReader.LoadFile(path));
@@ -166,7 +153,7 @@ public class SvhnReaderTests
     {
         using var dir = new TempDir();
         string path = dir.File("train_32x32.mat");
-        var x = new MatVar("X", MxUInt8, [32, 32, 3, 3], MiUInt8, ColumnMajorX(2)); // claims 3 images, holds 2
+        var x = new MatVar("X", MxUInt8, [32, 32, 3, 3], MiUInt8, TestFiles.SvhnColumnMajorX(2)); // claims 3 images, holds 2
         var y = new MatVar("y", MxDouble, [3, 1], MiDouble, Doubles(1, 2, 3));
         Write(path, MatV5(true, x, y));
         var e = Assert.Throws<DataFormatException>(() => SvhnReader.LoadFile(path));

@@ -158,6 +158,21 @@ public static class TestFiles
         return b;
     }
 
+    /// <summary>The test pattern of SVHN's X(i, j, k, n): row i, column j, channel k, image n (0-based).</summary>
+    public static byte SvhnPixel(int i, int j, int k, int n) => (byte)((i + 3 * j + 50 * k + 7 * n) % 256);
+
+    /// <summary><see cref="SvhnPixel"/> for n images as MATLAB stores X: column-major, the row index varying fastest.</summary>
+    public static byte[] SvhnColumnMajorX(int n)
+    {
+        var b = new byte[32 * 32 * 3 * n];
+        for (int img = 0; img < n; img++)
+            for (int k = 0; k < 3; k++)
+                for (int j = 0; j < 32; j++)
+                    for (int i = 0; i < 32; i++)
+                        b[i + 32 * j + 1024 * k + 3072 * img] = SvhnPixel(i, j, k, img);
+        return b;
+    }
+
     public static byte[] Doubles(params double[] values)
     {
         var b = new byte[8 * values.Length];

@@ -193,6 +193,19 @@ public sealed class RunFolder : IDisposable
     }
 
     /// <summary>
+    /// Checks that the commit record lists its finished epochs as 1, 2, …, in order, and returns how many there are;
+    /// otherwise throws <see cref="InvalidDataException"/> naming the record.
+    /// </summary>
+    public int CommittedEpochs(IEnumerable<int> listed)
+    {
+        int i = 0;
+        foreach (int epoch in listed)
+            if (epoch != ++i)
+                throw new InvalidDataException($"{PathOf(Training.RunRecord.FileName)}: epoch {epoch} listed as finished epoch {i}");
+        return i;
+    }
+
+    /// <summary>
     /// The epoch field of a checkpoint that starts with <paramref name="magic"/> (a <see cref="BinaryWriter"/>
     /// string) and then the epoch as a 32-bit integer; the error names the file.
     /// </summary>

@@ -405,11 +405,7 @@ public sealed class AdaMatchTrainer : IDisposable
     /// </summary>
     internal static void Recover(RunFolder folder, AdaMatchResults results)
     {
-        string record = folder.PathOf(RunRecord.FileName);
-        for (int i = 0; i < results.Epochs.Count; i++)
-            if (results.Epochs[i].Epoch != i + 1)
-                throw new InvalidDataException($"{record}: epoch {results.Epochs[i].Epoch} listed as finished epoch {i + 1}");
-        int committed = results.Epochs.Count;
+        int committed = folder.CommittedEpochs(results.Epochs.Select(m => m.Epoch));
         folder.Recover(LastCheckpoint, committed, committed, path => RunFolder.ReadCheckpointEpoch(path, Magic),
             $"records {committed} finished epochs");
     }

@@ -298,11 +298,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     internal static void Recover(RunFolder folder, RunResults results)
     {
-        string record = folder.PathOf(RunRecord.FileName);
-        for (int i = 0; i < results.Epochs.Count; i++)
-            if (results.Epochs[i].Epoch != i + 1)
-                throw new InvalidDataException($"{record}: epoch {results.Epochs[i].Epoch} listed as finished epoch {i + 1}");
-        int committed = results.Epochs.Count;
+        int committed = folder.CommittedEpochs(results.Epochs.Select(m => m.Epoch));
         int best = results.Epochs.LastOrDefault(m => m.IsBest)?.Epoch ?? 0;
         int ReadEpoch(string path) => RunFolder.ReadCheckpointEpoch(path, Magic);
         folder.Recover(LastCheckpoint, committed, committed, ReadEpoch, $"records {committed} finished epochs");

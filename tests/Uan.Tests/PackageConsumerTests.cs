@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text;
-
 /// <summary>
 /// The NuGet package as a user meets it: packed into a folder feed, referenced by a console project outside this
 /// repository (nothing imported from here, only the package and TorchSharp-cpu), built and run. The program trains a
@@ -16,42 +13,8 @@ public sealed class PackageConsumerTests : IDisposable
     public void Dispose()
     {
         Directory.Delete(_dir, recursive: true);
-        var cached = Path.Combine(PackagesFolder(), "unsupervisedadaptivenormalization", _version);
+        var cached = Path.Combine(PackageTools.PackagesFolder(), "unsupervisedadaptivenormalization", _version);
         if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);
-    }
-
-    static string PackagesFolder() => Environment.GetEnvironmentVariable("NUGET_PACKAGES")
-        ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-
-    static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Uan.slnx"))) return dir.FullName;
-        throw new InvalidOperationException("repository root (Uan.slnx) not found above the test output");
-    }
-
-    static (int Exit, string Output) Dotnet(string workingDirectory, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        // The consumer must not see this test run's MSBuild settings (dotnet test sets some for its children).
-        foreach (var key in new[] { "MSBuildExtensionsPath", "MSBUILD_EXE_PATH", "MSBuildSDKsPath", "DOTNET_HOST_PATH" })
-            start.Environment.Remove(key);
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using var process = Process.Start(start)!;
-        var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(8)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet {string.Join(' ', args)} did not finish in 8 minutes:\n{output}");
-        }
-        process.WaitForExit();
-        return (process.ExitCode, output.ToString());
     }
 
     [Fact]
@@ -59,7 +22,7 @@ public sealed class PackageConsumerTests : IDisposable
     {
         string feed = Path.Combine(_dir, "feed"), app = Path.Combine(_dir, "app");
         Directory.CreateDirectory(app);
-        var pack = Dotnet(RepositoryRoot(), "pack", "src/Uan", "-c", "Release", "-o", feed, $"-p:Version={_version}", "-nologo");
+        var pack = PackageTools.Dotnet(PackageTools.RepositoryRoot(), "pack", "src/Uan", "-c", "Release", "-o", feed, $"-p:Version={_version}", "-nologo");
         Assert.True(pack.Exit == 0, pack.Output);
         Assert.True(File.Exists(Path.Combine(feed, $"UnsupervisedAdaptiveNormalization.{_version}.nupkg")), pack.Output);
         Assert.True(File.Exists(Path.Combine(feed, $"UnsupervisedAdaptiveNormalization.{_version}.snupkg")), pack.Output);
@@ -125,10 +88,10 @@ public sealed class PackageConsumerTests : IDisposable
             Console.WriteLine($"loss finite: {double.IsFinite(loss.item<float>())}; parameters moved: {moved}; reloaded outputs identical: {identical}; keep-alive: {marker}");
             """);
 
-        var build = Dotnet(app, "build", "-c", "Release", "-nologo");
+        var build = PackageTools.Dotnet(app, "build", "-c", "Release", "-nologo");
         Assert.True(build.Exit == 0, build.Output);
         Assert.Contains("TorchSharp keep-alive: rewrote", build.Output);
-        var run = Dotnet(app, "run", "-c", "Release", "--no-build");
+        var run = PackageTools.Dotnet(app, "run", "-c", "Release", "--no-build");
         Assert.True(run.Exit == 0, run.Output);
         Assert.Contains($"loss finite: True; parameters moved: True; reloaded outputs identical: True; keep-alive: {Uan.Build.TorchSharpKeepAlive.MarkerValue}", run.Output);
     }

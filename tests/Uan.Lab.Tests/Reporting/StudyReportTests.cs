@@ -183,6 +183,52 @@ public class StudyReportTests
         Assert.Equal(expected, StudyReport.Signed(v, decimals));
 }
 
+public class AdaptationVerdictTests
+{
+    internal static void WriteAdaMatch(string dir, string? inputNorm, int seed, double target, string status = "completed") =>
+        new Uan.Lab.Adaptation.AdaMatchResults
+        {
+            Config = new Uan.Lab.Adaptation.AdaMatchConfig { Epochs = 1, StepsPerEpoch = 20, Seed = seed, InputNorm = inputNorm },
+            StepsPerEpoch = 20, HorizonSteps = 20, Status = status,
+            Epochs =
+            [
+                new Uan.Lab.Adaptation.AdaMatchEpoch
+                {
+                    Epoch = 1,
+                    SourceTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = 0.9, F1 = 0.9 },
+                    TargetTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = target, F1 = target },
+                },
+            ],
+        }.Save(Path.Combine(dir, $"{(inputNorm is null ? "AdaMatch" : "AdaMatch+UAN")}-s{seed}"));
+
+    [Fact]
+    public void GridBIsComparedWithPlainAdaMatchBySeed()
+    {
+        using var tmp = new TempDir();
+        string grid = tmp.File("grid-b");
+        // Target accuracy: AdaMatch 20, 22, 24 %; + UAN 25, 26, 30 %: differences +5, +4, +6 → mean 5, sd 1,
+        // half-width 4.3027/√3 = 2.484. A fourth UAN seed still running is not used.
+        double[] plain = [0.20, 0.22, 0.24], uan = [0.25, 0.26, 0.30];
+        for (int s = 1; s <= 3; s++)
+        {
+            WriteAdaMatch(grid, null, s, plain[s - 1]);
+            WriteAdaMatch(grid, "uan:k=2", s, uan[s - 1]);
+        }
+        WriteAdaMatch(grid, "uan:k=2", 4, 0.99, status: "running");
+        var study = Study.Load(tmp.Path);
+        var (md, comparisons) = StudyReport.Markdown(study, []);
+
+        var c = Assert.Single(comparisons);
+        Assert.Equal(("4", "AdaMatch + UAN (input uan:k=2)", "AdaMatch", true), (c.Claim, c.Arm, c.Reference, c.IsClaim));
+        Assert.Equal(Verdict.Supported, c.Verdict);
+        Assert.Contains("| 4 | grid-b | AdaMatch + UAN (input uan:k=2) − AdaMatch | target test accuracy, last epoch | 3 | " +
+                        "+5.00 [+2.52, +7.48] | **supported** | decided |", md);
+        Assert.Contains("| AdaMatch | 1, 2, 3 | 90.00 ± 0.00 | 22.00 ± 2.00 |", md);
+        Assert.Contains("grid-b/AdaMatch+UAN-s4 (status running, 1 of 1 epochs)", md);
+        Assert.DoesNotContain("No runs yet: no finished AdaMatch run", md);
+    }
+}
+
 public class ValidationCurveTests
 {
     [Fact]

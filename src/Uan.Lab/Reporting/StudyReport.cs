@@ -158,7 +158,7 @@ public static class StudyReport
 
         Claim(body, all, "1", "UAN learns faster",
             "“This adaptive feature of UAN enhances gradient stability, resulting in faster learning” (Faye et al. 2024, abstract).",
-            "Validation accuracy is measured every third of an epoch (`valPoints`). Per run: the first step at which it " +
+            "validation accuracy is measured every third of an epoch (`valPoints`). Per run: the first step at which it " +
             "reaches 80 % and 85 % (fewer is faster; a pair where either run never reached the level is left out), and " +
             "the trapezoid area under the validation-accuracy curve between its first and last point divided by that " +
             "span of steps, i.e. the mean validation accuracy over training (larger is faster). The claim: UAN − BN < 0 " +
@@ -168,12 +168,12 @@ public static class StudyReport
             "“UAN outperforms the classical methods by adapting to the target task and is effective in classification” " +
             "(Faye et al. 2024, abstract); the paper's shallow-CNN tables put UAN above BN and MN on CIFAR-10, CIFAR-100 " +
             "and Tiny ImageNet.",
-            "Test accuracy at the last epoch, and at the epoch of best validation accuracy (the paper's checkpoint " +
-            "protocol). The claim: UAN − BN > 0 and UAN − MN > 0.",
+            "test accuracy at the last epoch, and at the epoch of best validation accuracy (the protocol the paper " +
+            "most likely reports). The claim: UAN − BN > 0 and UAN − MN > 0.",
             study, [TestLast, TestBestVal], [Bn, Mn]);
         Claim(body, all, "3", "Gradients are more stable with UAN",
             "“enhances gradient stability” (Faye et al. 2024, abstract); the paper shows gradient variances as its evidence.",
-            "The probe at every epoch end: the variance of each parameter tensor's gradient of Σ logits (the paper's " +
+            "the probe at every epoch end gives the variance of each parameter tensor's gradient of Σ logits (the paper's " +
             "definition) on a fixed training batch; the mean and the max over tensors, averaged over the epochs. Lower " +
             "is more stable. The claim: UAN − BN < 0.",
             study, [GradientMean, GradientMax], [Bn]);

@@ -13,16 +13,19 @@ internal static class ReportCommand
     {
         var dir = new Argument<string>("dir") { Description = "Folder searched recursively for results.json files" };
         var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs (default: DIR)" };
+        var study = new Option<bool>("--study")
+        { Description = "DIR is a study folder (one folder per grid): also write verdicts.md, the paired per-seed tests of the paper's claims, and the study figures" };
         var command = new Command("report", "Rebuild the comparison tables and plots (classification and AdaMatch runs) from results.json files, without training.");
         command.Arguments.Add(dir);
         command.Options.Add(outDir);
+        command.Options.Add(study);
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
             string runs = p.GetValue(dir)!;
             if (!Directory.Exists(runs)) throw new DirectoryNotFoundException($"no such folder: {runs}");
             string target = p.GetValue(outDir) ?? runs;
             using var folder = OutputFolder.Claim(target, "--out");
-            return Report(ui, runs, target);
+            return p.GetValue(study) ? StudyReport(ui, runs, target) : Report(ui, runs, target);
         }));
         return command;
     }
@@ -40,6 +43,25 @@ internal static class ReportCommand
         ui.Result(File.ReadAllText(summary.ComparisonPath));
         ui.Result($"written: {summary.ComparisonPath}");
         foreach (var png in summary.PlotPaths) ui.Result($"written: {png}");
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>--study</c>: writes verdicts.md and the study figures of the study folder <paramref name="studyDir"/> into
+    /// <paramref name="outDir"/>, and prints the verdicts.
+    /// </summary>
+    internal static int StudyReport(Ui ui, string studyDir, string outDir)
+    {
+        var summary = Uan.Lab.Reporting.StudyReport.Write(studyDir, outDir);
+        foreach (var w in summary.Study.Warnings) ui.Error($"warning: {w}");
+        if (summary.Study.UsedRuns.Count == 0 && summary.Study.InProgress.Count == 0)
+        {
+            ui.Error($"no results.json in the grid folders under {studyDir}");
+            return UanCommand.BadInput;
+        }
+        ui.Result(File.ReadAllText(summary.VerdictsPath));
+        ui.Result($"written: {summary.VerdictsPath}");
+        foreach (var png in summary.Figures) ui.Result($"written: {png}");
         return 0;
     }
 }

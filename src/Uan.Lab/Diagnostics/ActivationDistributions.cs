@@ -155,7 +155,7 @@ public static class ActivationDistributions
     /// (null = <see cref="PaperChannels"/> that every row has, else the first seven). Returns PNG bytes.
     /// </summary>
     public static byte[] Render(IReadOnlyList<ActivationSet> rows, IReadOnlyList<int>? channels = null, int bins = 60,
-        int panelWidth = 340, int panelHeight = 260, string? title = null)
+        int panelWidth = 380, int panelHeight = 300, string? title = null)
     {
         if (rows.Count == 0) throw new ArgumentException("no activations to plot", nameof(rows));
         var common = rows.Select(r => r.Channels.AsEnumerable()).Aggregate((a, b) => a.Intersect(b)).ToList();
@@ -164,22 +164,29 @@ public static class ActivationDistributions
         if (cols.Count == 0) throw new ArgumentException("the rows share no channel", nameof(rows));
         var panels = new List<Plot?>();
         foreach (var row in rows)
-            foreach (var ch in cols)
+            for (int c = 0; c < cols.Count; c++)
             {
-                int i = Array.IndexOf(row.Channels, ch);
-                panels.Add(i < 0 ? null : Panel(row, i, bins));
+                int i = Array.IndexOf(row.Channels, cols[c]);
+                // One legend per row, on its first drawn panel: the same curves repeat along the row.
+                bool legend = cols.Take(c).All(ch => Array.IndexOf(row.Channels, ch) < 0);
+                panels.Add(i < 0 ? null : Panel(row, i, bins, legend));
             }
         return PanelGrid.Render(panels, cols.Count, panelWidth, panelHeight,
-            title ?? "conv2 pre-norm activations of one batch: histogram (density) and the norm's Gaussian(s)");
+            title ?? "conv2 pre-norm activations of one batch: histogram (density), the norm's Gaussian components (dashed) and their sum (solid)");
     }
 
-    private static Plot Panel(ActivationSet row, int index, int bins)
+    private static Plot Panel(ActivationSet row, int index, int bins, bool legend)
     {
         var values = row.Values[index].Select(v => (double)v).Where(double.IsFinite).ToArray();
         var plot = new Plot();
-        plot.Title($"{row.Label}: channel {row.Channels[index]}", size: 12);
-        plot.Axes.Left.TickLabelStyle.FontSize = 9;
-        plot.Axes.Bottom.TickLabelStyle.FontSize = 9;
+        plot.Title($"{row.Label}: channel {row.Channels[index]}", size: 13);
+        plot.XLabel("pre-norm activation", size: 12);
+        plot.YLabel("density", size: 12);
+        plot.Axes.Left.TickLabelStyle.FontSize = 11;
+        plot.Axes.Bottom.TickLabelStyle.FontSize = 11;
+        // Few ticks: a panel is narrow, and crowded labels run into each other.
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { TargetTickCount = 5 };
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { TargetTickCount = 5 };
         if (values.Length == 0) return plot;
         double mean = values.Average();
         double var = values.Select(v => (v - mean) * (v - mean)).Average();
@@ -204,6 +211,7 @@ public static class ActivationDistributions
             bar.LineWidth = 0;
             bar.FillColor = Colors.Gray.WithAlpha(0.45);
         }
+        bars.LegendText = "histogram";
 
         double top = density.Max();
         var xs = Enumerable.Range(0, 301).Select(j => lo + (hi - lo) * j / 300.0).ToArray();
@@ -212,26 +220,37 @@ public static class ActivationDistributions
         if (mixture is null)
         {
             var gauss = new ChannelMixture([1], [mean], [Math.Max(var, 1e-12)]);
-            top = Math.Max(top, AddCurve(plot, xs, xs.Select(gauss.Density).ToArray(), palette.GetColor(0), dashed: true));
+            top = Math.Max(top, AddCurve(plot, xs, xs.Select(gauss.Density).ToArray(), palette.GetColor(0), dashed: true,
+                "batch Gaussian"));
         }
         else
         {
             for (int k = 0; k < mixture.Components; k++)
             {
                 int kk = k;
-                AddCurve(plot, xs, xs.Select(x => mixture.ComponentDensity(kk, x)).ToArray(), palette.GetColor(k), dashed: true);
+                AddCurve(plot, xs, xs.Select(x => mixture.ComponentDensity(kk, x)).ToArray(), palette.GetColor(k), dashed: true,
+                    $"component {k + 1}");
             }
-            top = Math.Max(top, AddCurve(plot, xs, xs.Select(mixture.Density).ToArray(), Colors.Green, dashed: false));
+            // Black, not a palette colour: the sum must not look like one more component.
+            top = Math.Max(top, AddCurve(plot, xs, xs.Select(mixture.Density).ToArray(), Colors.Black, dashed: false,
+                "sum of components"));
         }
+        if (legend)
+        {
+            plot.Legend.FontSize = 11;
+            plot.ShowLegend(Alignment.UpperLeft);
+        }
+        else plot.HideLegend();
         plot.Axes.SetLimitsX(lo, hi);
         // A needle-thin component can peak far above the histogram; cap the view so the histogram stays readable.
         plot.Axes.SetLimitsY(0, Math.Min(Math.Max(top, 1e-12), 4 * Math.Max(density.Max(), 1e-12)) * 1.1);
         return plot;
     }
 
-    private static double AddCurve(Plot plot, double[] xs, double[] ys, ScottPlot.Color color, bool dashed)
+    private static double AddCurve(Plot plot, double[] xs, double[] ys, ScottPlot.Color color, bool dashed, string legend)
     {
         var line = plot.Add.Scatter(xs, ys);
+        line.LegendText = legend;
         line.Color = color;
         line.MarkerSize = 0;
         line.LineWidth = dashed ? 1.5f : 2.2f;

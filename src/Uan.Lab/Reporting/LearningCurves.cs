@@ -82,8 +82,12 @@ public sealed class LearningCurves
         line.LegendText = legend;
     }
 
+    /// <summary>File suffix of the validation-curve figure (runs with validation points within epochs).</summary>
+    public const string ValidationSuffix = "validation";
+
     /// <summary>
-    /// Writes two PNGs per (dataset, model) into <paramref name="dir"/> (created if needed), each via a temporary
+    /// Writes two PNGs per (dataset, model), and a third of the validation curves when runs measured validation within
+    /// epochs (<see cref="RunConfig.ValEvery"/>), into <paramref name="dir"/> (created if needed), each via a temporary
     /// file and a rename, and returns their paths. Experiments with no finished epoch get no plot.
     /// </summary>
     public IReadOnlyList<string> Save(string dir)
@@ -102,8 +106,52 @@ public sealed class LearningCurves
                 AtomicFile.WriteAllBytes(path, png);
                 written.Add(path);
             }
+            var validation = RenderValidation(experiment.Key.Dataset, experiment.Key.Model, groups);
+            if (validation is not null)
+            {
+                var path = Path.Combine(dir,
+                    $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{ValidationSuffix}.png");
+                AtomicFile.WriteAllBytes(path, validation);
+                written.Add(path);
+            }
         }
         return written;
+    }
+
+    /// <summary>
+    /// Validation accuracy and loss against the training step, from the runs' within-epoch validation points; null
+    /// when no run has any.
+    /// </summary>
+    private byte[]? RenderValidation(string dataset, string model, IReadOnlyList<RunGroup> groups)
+    {
+        var panels = new List<Plot?>();
+        foreach (var (title, yLabel, value, legendAt) in new (string, string, Func<ValPoint, double>, Alignment)[]
+                 {
+                     ("validation accuracy", "validation accuracy (%)", p => 100 * p.Accuracy, Alignment.LowerRight),
+                     ("validation loss", "validation loss (cross-entropy)", p => p.Loss, Alignment.UpperRight),
+                 })
+        {
+            var plot = new Plot();
+            var palette = new ScottPlot.Palettes.Category10();
+            bool any = false;
+            for (int i = 0; i < groups.Count; i++)
+            {
+                var points = groups[i].Runs.SelectMany(r => r.Results.Epochs)
+                    .SelectMany(e => e.ValPoints ?? []).Select(p => ((double)p.Step, value(p)));
+                var series = Aggregate(points);
+                if (series.Epochs.Length == 0) continue;
+                any = true;
+                AddCurve(plot, series, palette.GetColor(i), $"{groups[i].DisplayName} (n={groups[i].Runs.Count})",
+                    band: groups[i].Runs.Count > 1);
+            }
+            if (!any) return null;
+            StudyFigures.Style(plot, title, "training step", yLabel);
+            plot.ShowLegend(legendAt);
+            panels.Add(plot);
+        }
+        bool several = groups.Any(g => g.Runs.Count > 1);
+        return PanelGrid.Render(panels, 2, Width, Height,
+            $"{dataset} / {model}: validation during training" + (several ? " (mean over seeds, band = min–max)" : ""));
     }
 
     private byte[]? Render(string dataset, string model, IReadOnlyList<RunGroup> groups, Metric metric)
@@ -123,10 +171,9 @@ public sealed class LearningCurves
         if (!any) return null;
 
         bool several = groups.Any(g => g.Runs.Count > 1);
-        plot.Title($"{dataset} / {model}: {metric.Title}" + (several ? " (mean over seeds, band = min–max)" : ""));
-        plot.XLabel("epoch");
+        StudyFigures.Style(plot, $"{dataset} / {model}: {metric.Title}" + (several ? " (mean over seeds, band = min–max)" : ""),
+            "epoch", metric.YLabel);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
-        plot.YLabel(metric.YLabel);
         plot.ShowLegend(metric.LegendAt);
         return plot.GetImage(Width, Height).GetImageBytes(ImageFormat.Png);
     }

@@ -26,8 +26,12 @@ public static class PanelGrid
         if (top > 0)
         {
             using var font = new SKFont(SKTypeface.Default, 22);
+            // A title wider than the image would be cut at both edges: shrink it to fit, with a margin.
+            float width = columns * panelWidth, room = width - 20;
+            float measured = font.MeasureText(title!);
+            if (measured > room) font.Size = Math.Max(8, font.Size * room / measured);
             using var paint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-            canvas.DrawText(title!, columns * panelWidth / 2f, 28, SKTextAlign.Center, font, paint);
+            canvas.DrawText(title!, width / 2f, 28, SKTextAlign.Center, font, paint);
         }
         for (int i = 0; i < panels.Count; i++)
         {

@@ -1,0 +1,483 @@
+using System.Globalization;
+using System.Text;
+using Uan.Lab.Training;
+
+namespace Uan.Lab.Reporting;
+
+/// <summary>A per-run quantity the verdicts compare.</summary>
+/// <param name="Name">Name in tables ("test accuracy, last epoch").</param>
+/// <param name="Unit">Unit of the displayed values and differences ("points", "steps", "").</param>
+/// <param name="HigherIsBetter">True when a larger value is the better one.</param>
+/// <param name="Value">The run's value (as stored: accuracies as fractions), or null when it has none.</param>
+/// <param name="Scale">Display factor (100 for accuracies).</param>
+/// <param name="Decimals">Decimals shown.</param>
+public sealed record StudyMetric(string Name, string Unit, bool HigherIsBetter, Func<RunResults, double?> Value,
+    double Scale, int Decimals)
+{
+    /// <summary>A value after <see cref="Scale"/>, invariant culture.</summary>
+    public string Show(double v) => (v * Scale).ToString("F" + Decimals, CultureInfo.InvariantCulture);
+
+    /// <summary>A difference after <see cref="Scale"/> with its sign ("+1.20", "-0.35", "0.00").</summary>
+    public string Signed(double d) => StudyReport.Signed(d * Scale, Decimals);
+}
+
+/// <summary>One paired comparison of the verdicts: an arm against a reference on one metric.</summary>
+/// <param name="Claim">Claim id ("1", "2", "3", "4", "batch").</param>
+/// <param name="Where">Sub-grid (or grid) the arms belong to.</param>
+/// <param name="Arm">The arm compared ("UAN", or "UAN (b8 − b64) − BN (b8 − b64)").</param>
+/// <param name="Reference">The reference arm.</param>
+/// <param name="Metric">The metric.</param>
+/// <param name="IsClaim">True for the comparison that tests the paper's statement; false for context rows.</param>
+/// <param name="ClaimedPositive">True when the statement says arm − reference &gt; 0.</param>
+/// <param name="Pairs">The per-seed differences.</param>
+public sealed record StudyComparison(string Claim, string Where, string Arm, string Reference, StudyMetric Metric,
+    bool IsClaim, bool ClaimedPositive, PairedDifference Pairs)
+{
+    /// <summary>The verdict for the claimed direction.</summary>
+    public Verdict Verdict => Pairs.VerdictFor(ClaimedPositive);
+
+    /// <summary>"supported", "contradicted", "not decided at this size", "needs ≥ 2 seeds (has n)"; context rows say
+    /// on which side of 0 the interval lies instead.</summary>
+    public string VerdictText => Verdict switch
+    {
+        Verdict.NeedsSeeds => $"needs ≥ 2 seeds (has {Pairs.Count})",
+        Verdict.NotDecided => "not decided at this size",
+        _ when IsClaim => Verdict == Verdict.Supported ? "**supported**" : "**contradicted**",
+        _ => Pairs.Low > 0 ? $"higher than {Reference}" : $"lower than {Reference}",
+    };
+
+    /// <summary>Seeds a decision would need, as an estimate from the observed spread, or why there is none.</summary>
+    public string SeedsText => Verdict switch
+    {
+        Verdict.Supported or Verdict.Contradicted => "decided",
+        Verdict.NeedsSeeds => "—",
+        _ => Pairs.SeedsNeeded() is { } n ? $"≈ {n}"
+            : Pairs.Mean == 0 ? "none (no mean difference)" : $"> {PairedDifference.MaxSeeds}",
+    };
+
+    /// <summary>"+1.20 [-0.50, +2.90]", or the mean alone with fewer than 2 pairs, or "—" with none.</summary>
+    public string DifferenceText => Pairs.Count == 0 ? "—"
+        : Pairs.Low is { } lo && Pairs.High is { } hi
+            ? $"{Metric.Signed(Pairs.Mean)} [{Metric.Signed(lo)}, {Metric.Signed(hi)}]"
+            : Metric.Signed(Pairs.Mean);
+
+    /// <summary>"s1 +1.20, s2 -0.30".</summary>
+    public string PerSeedText => Pairs.Count == 0 ? "—"
+        : string.Join(", ", Pairs.Seeds.Select((s, i) => $"s{s} {Metric.Signed(Pairs.Differences[i])}"));
+}
+
+/// <summary>What <see cref="StudyReport.Write"/> produced.</summary>
+/// <param name="VerdictsPath">Path of verdicts.md.</param>
+/// <param name="Figures">PNG paths written.</param>
+/// <param name="Comparisons">Every paired comparison, in the order of the report.</param>
+/// <param name="Study">The study read.</param>
+public sealed record StudyReportSummary(string VerdictsPath, IReadOnlyList<string> Figures,
+    IReadOnlyList<StudyComparison> Comparisons, Study Study);
+
+/// <summary>
+/// The study's verdicts on the paper's claims (<c>uan report --study DIR</c>): for each claim, the paper's statement,
+/// the comparison that tests it, mean ± std per arm, the per-seed paired difference to the reference with its 95 %
+/// Student-t interval, and a verdict; wall times with the machine's load; figures. Deterministic: the same files give
+/// the same Markdown, byte for byte.
+/// </summary>
+public static class StudyReport
+{
+    /// <summary>Name of the Markdown file.</summary>
+    public const string FileName = "verdicts.md";
+
+    /// <summary>Label of the reference arm.</summary>
+    public const string Bn = "BN";
+    /// <summary>Label of UAN in Paper mode, the arm the claims are about.</summary>
+    public const string Uan = "UAN";
+    /// <summary>Label of Mixture Normalization.</summary>
+    public const string Mn = "MN";
+    /// <summary>Label of UAN in Compat mode (the authors' layer as coded).</summary>
+    public const string Compat = "UAN-Compat";
+
+    /// <summary>Validation accuracies whose first crossing claim 1 measures.</summary>
+    public static readonly IReadOnlyList<double> Thresholds = [0.80, 0.85];
+
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    /// <summary>First step at which validation accuracy reaches <paramref name="threshold"/>.</summary>
+    public static StudyMetric StepsTo(double threshold) => new(
+        string.Create(Inv, $"validation steps to {100 * threshold:0.#} %"), "steps", false,
+        r => Convergence.StepsTo(Convergence.Points(r), threshold), 1, 0);
+
+    /// <summary>Trapezoid area under the validation-accuracy curve divided by its span of steps.</summary>
+    public static readonly StudyMetric ValidationArea = new("validation accuracy, area under the curve / steps", "points", true,
+        r => Convergence.MeanAccuracy(Convergence.Points(r)), 100, 2);
+
+    /// <summary>Test accuracy of the last epoch.</summary>
+    public static readonly StudyMetric TestLast = new("test accuracy, last epoch", "points", true,
+        r => r.Epochs.Count == 0 ? null : r.Epochs[^1].TestAccuracy, 100, 2);
+
+    /// <summary>Test accuracy of the best-validation epoch (ties keep the earlier one).</summary>
+    public static readonly StudyMetric TestBestVal = new("test accuracy, best-validation epoch", "points", true,
+        r => r.Epochs.Count == 0 ? null : r.BestValTestAccuracyAt(r.Epochs[^1].Epoch), 100, 2);
+
+    /// <summary>The probe's gradient variance (paper's definition), mean over tensors, averaged over epochs.</summary>
+    public static readonly StudyMetric GradientMean = new("gradient variance, mean over tensors, epoch average", "", false,
+        r => EpochAverage(r, g => g.PaperMean), 1, 3);
+
+    /// <summary>The probe's gradient variance (paper's definition), max over tensors, averaged over epochs.</summary>
+    public static readonly StudyMetric GradientMax = new("gradient variance, max over tensors, epoch average", "", false,
+        r => EpochAverage(r, g => g.PaperMax), 1, 2);
+
+    private static double? EpochAverage(RunResults r, Func<GradientSummary, double> value)
+    {
+        var values = r.Epochs.Where(e => e.Gradient is not null).Select(e => value(e.Gradient!)).Where(double.IsFinite).ToList();
+        return values.Count == 0 ? null : values.Average();
+    }
+
+    /// <summary>"+1.20", "-0.35", and "0.00" when the rounded value is zero.</summary>
+    public static string Signed(double v, int decimals)
+    {
+        var s = v.ToString("F" + decimals, Inv);
+        if (s.TrimStart('-').Trim('0', '.').Length == 0) return s.TrimStart('-');
+        return s.StartsWith('-') ? s : "+" + s;
+    }
+
+    /// <summary>Reads the study under <paramref name="studyDir"/> and writes verdicts.md and the figures into <paramref name="outDir"/>.</summary>
+    public static StudyReportSummary Write(string studyDir, string outDir)
+    {
+        var study = Study.Load(studyDir);
+        Directory.CreateDirectory(outDir);
+        var figures = StudyFigures.Save(study, outDir);
+        var (markdown, comparisons) = Markdown(study, figures.Select(Path.GetFileName).ToList()!);
+        var path = Path.Combine(outDir, FileName);
+        AtomicFile.WriteAllBytes(path, new UTF8Encoding(false).GetBytes(markdown));
+        return new StudyReportSummary(path, figures, comparisons, study);
+    }
+
+    /// <summary>The Markdown of the verdicts and every comparison made, in report order.</summary>
+    public static (string Markdown, IReadOnlyList<StudyComparison> Comparisons) Markdown(Study study, IReadOnlyList<string> figureFiles)
+    {
+        var all = new List<StudyComparison>();
+        var body = new StringBuilder();
+
+        Claim(body, all, "1", "UAN learns faster",
+            "“This adaptive feature of UAN enhances gradient stability, resulting in faster learning” (Faye et al. 2024, abstract).",
+            "validation accuracy is measured every third of an epoch (`valPoints`). Per run: the first step at which it " +
+            "reaches 80 % and 85 % (fewer is faster; a pair where either run never reached the level is left out), and " +
+            "the trapezoid area under the validation-accuracy curve between its first and last point divided by that " +
+            "span of steps, i.e. the mean validation accuracy over training (larger is faster). The claim: UAN − BN < 0 " +
+            "steps and > 0 area, within each sub-grid.",
+            study, [.. Thresholds.Select(StepsTo), ValidationArea], [Bn]);
+        Claim(body, all, "2", "UAN beats BN and MN in classification",
+            "“UAN outperforms the classical methods by adapting to the target task and is effective in classification” " +
+            "(Faye et al. 2024, abstract); the paper's shallow-CNN tables put UAN above BN and MN on CIFAR-10, CIFAR-100 " +
+            "and Tiny ImageNet.",
+            "test accuracy at the last epoch, and at the epoch of best validation accuracy (the protocol the paper " +
+            "most likely reports). The claim: UAN − BN > 0 and UAN − MN > 0.",
+            study, [TestLast, TestBestVal], [Bn, Mn]);
+        Claim(body, all, "3", "Gradients are more stable with UAN",
+            "“enhances gradient stability” (Faye et al. 2024, abstract); the paper shows gradient variances as its evidence.",
+            "the probe at every epoch end gives the variance of each parameter tensor's gradient of Σ logits (the paper's " +
+            "definition) on a fixed training batch; the mean and the max over tensors, averaged over the epochs. Lower " +
+            "is more stable. The claim: UAN − BN < 0.",
+            study, [GradientMean, GradientMax], [Bn]);
+        AdaptationClaim(body, all, study);
+        BatchStatement(body, all, study);
+        CompatSection(body, study);
+        WallTimes(body, study);
+
+        var md = new StringBuilder();
+        md.Append("# Verdicts on the paper's claims\n\n");
+        md.Append("Made by `uan report --study ").Append(RunCollection.DisplayPath(study.Root)).Append("` from the `results.json` of the ")
+            .Append(study.UsedRuns.Count).Append(" finished run(s) in `").Append(RunCollection.DisplayPath(study.Root))
+            .Append("` (grids: ").Append(study.Grids.Count == 0 ? "none" : string.Join(", ", study.Grids.Select(g => $"`{g}`")))
+            .Append("); runs still in progress are not used. Every number is recomputed from those files.\n\n");
+        md.Append("How to read: each comparison pairs the runs of two arms by seed and takes arm − reference per seed. ")
+            .Append("The interval is the 95 % confidence interval of the mean difference, Student t with n − 1 degrees of ")
+            .Append("freedom. Verdict: **supported** when it excludes 0 on the side the paper claims, **contradicted** when it ")
+            .Append("excludes 0 on the other side, *not decided at this size* when it contains 0; with fewer than 2 paired ")
+            .Append("seeds there is no interval. \"Seeds for a decision\" estimates, from the observed mean and spread, the ")
+            .Append("smallest n with t(0.975, n − 1)·sd/√n < |mean difference|: how many seeds would decide if the ")
+            .Append("spread stayed as observed. Accuracy differences are in percentage points.\n\n");
+        md.Append("## Summary\n\n");
+        var claims = all.Where(c => c.IsClaim).ToList();
+        if (claims.Count == 0) md.Append("No comparison can be made yet: no sub-grid has both arms of a claim.\n\n");
+        else
+        {
+            md.Append("| claim | where | comparison | metric | seeds | difference [95 % CI] | verdict | seeds for a decision |\n")
+                .Append("|---|---|---|---|---|---|---|---|\n");
+            foreach (var c in claims)
+                md.Append($"| {c.Claim} | {c.Where} | {c.Arm} − {c.Reference} | {c.Metric.Name} | {c.Pairs.Count} | {c.DifferenceText} | {c.VerdictText} | {c.SeedsText} |\n");
+            md.Append('\n');
+        }
+        md.Append(body);
+
+        if (figureFiles.Count > 0)
+        {
+            md.Append("## Figures\n\n");
+            foreach (var f in figureFiles) md.Append("![").Append(Path.GetFileNameWithoutExtension(f)).Append("](").Append(f).Append(")\n\n");
+        }
+        md.Append("## Runs\n\n");
+        md.Append("Used (").Append(study.UsedRuns.Count).Append("): ")
+            .Append(study.UsedRuns.Count == 0 ? "none" : string.Join(", ", study.UsedRuns.Select(r => $"`{r}`"))).Append(".\n\n");
+        md.Append("In progress, not used (").Append(study.InProgress.Count).Append("): ")
+            .Append(study.InProgress.Count == 0 ? "none" : string.Join(", ", study.InProgress)).Append(".\n");
+        if (study.Warnings.Count > 0)
+        {
+            md.Append("\n## Warnings\n\n");
+            foreach (var w in study.Warnings) md.Append("- ").Append(w).Append('\n');
+        }
+        return (md.ToString(), all);
+    }
+
+    private static void Claim(StringBuilder md, List<StudyComparison> all, string id, string title, string statement,
+        string test, Study study, IReadOnlyList<StudyMetric> metrics, IReadOnlyList<string> references)
+    {
+        md.Append("## Claim ").Append(id).Append(": ").Append(title).Append("\n\n");
+        md.Append("The paper: ").Append(statement).Append("\n\n");
+        md.Append("The test: ").Append(test).Append(" Other arms are compared with BN for context: their rows say on which side of 0 the interval lies, not a verdict.\n\n");
+        if (study.SubGrids.Count == 0) { md.Append("No finished classification run yet.\n\n"); return; }
+        foreach (var sub in study.SubGrids)
+        {
+            md.Append("### ").Append(sub.Title).Append("\n\n");
+            ArmTable(md, sub.Arms, metrics);
+            var rows = new List<StudyComparison>();
+            var absent = new[] { Uan }.Concat(references).Where(l => sub.Arm(l) is null).ToList();
+            if (absent.Count > 0)
+                md.Append("No finished ").Append(string.Join(" or ", absent)).Append(" run in this sub-grid: ")
+                    .Append(sub.Arm(Uan) is null || references.All(r => sub.Arm(r) is null) ? "no claim comparison here.\n\n" : "the claim comparisons with it are missing.\n\n");
+            foreach (var metric in metrics)
+            {
+                foreach (var reference in references)
+                {
+                    var r = sub.Arm(reference);
+                    var uan = sub.Arm(Uan);
+                    if (r is null || uan is null) continue;
+                    rows.Add(Compare(id, sub.Short, uan, r, metric, isClaim: true));
+                }
+                var bn = sub.Arm(Bn);
+                if (bn is null) continue;
+                foreach (var arm in sub.Arms.Where(a => a != bn && !string.Equals(a.Label, Uan, StringComparison.OrdinalIgnoreCase)))
+                    rows.Add(Compare(id, sub.Short, arm, bn, metric, isClaim: false));
+            }
+            if (rows.Count > 0) PairTable(md, rows);
+            all.AddRange(rows);
+        }
+    }
+
+    private static StudyComparison Compare(string claim, string where, StudyArm arm, StudyArm reference, StudyMetric metric,
+        bool isClaim) =>
+        new(claim, where, arm.Label, reference.Label, metric, isClaim, metric.HigherIsBetter,
+            PairedDifference.Of(arm.Values(metric.Value), reference.Values(metric.Value)));
+
+    private static void ArmTable(StringBuilder md, IReadOnlyList<StudyArm> arms, IReadOnlyList<StudyMetric> metrics)
+    {
+        md.Append("| arm | seeds |");
+        foreach (var m in metrics) md.Append(' ').Append(m.Name).Append(m.Unit.Length > 0 ? $" ({Unit(m)})" : "").Append(" |");
+        md.Append('\n').Append("|---|---|").Append(string.Concat(metrics.Select(_ => "---|"))).Append('\n');
+        foreach (var arm in arms)
+        {
+            md.Append("| ").Append(arm.Label).Append(" | ").Append(string.Join(", ", arm.Seeds)).Append(" |");
+            foreach (var m in metrics)
+            {
+                var values = arm.Values(m.Value);
+                var stat = SeedStat.Of(values.Values.ToList());
+                md.Append(' ').Append(stat is { } s ? s.Format(m.Scale, "F" + m.Decimals) : "—");
+                int missing = arm.Runs.Count - values.Count;
+                if (missing > 0)
+                    md.Append(" (").Append(missing).Append(" of ").Append(arm.Runs.Count)
+                        .Append(m.Unit == "steps" ? " never reached)" : " without a value)");
+                md.Append(" |");
+            }
+            md.Append('\n');
+        }
+        md.Append('\n');
+    }
+
+    private static string Unit(StudyMetric m) => m.Unit == "points" ? "%" : m.Unit;
+
+    private static void PairTable(StringBuilder md, IReadOnlyList<StudyComparison> rows)
+    {
+        md.Append("| comparison | metric | per-seed difference | mean [95 % CI] | verdict | seeds for a decision |\n")
+            .Append("|---|---|---|---|---|---|\n");
+        foreach (var c in rows)
+            md.Append(c.IsClaim ? $"| **{c.Arm} − {c.Reference}** |" : $"| {c.Arm} − {c.Reference} |")
+                .Append($" {c.Metric.Name} | {c.PerSeedText} | {c.DifferenceText} | {c.VerdictText} | {c.SeedsText} |\n");
+        md.Append('\n');
+    }
+
+    private static void AdaptationClaim(StringBuilder md, List<StudyComparison> all, Study study)
+    {
+        md.Append("## Claim 4: UAN helps domain adaptation\n\n");
+        md.Append("The paper: UAN “is effective in … domain adaptation” (Faye et al. 2024, abstract); its AdaMatch + UAN ")
+            .Append("reaches 33.40 % on SVHN against AdaMatch's 25.08 % (the paper's numbers, MNIST → SVHN, WRN-28-2).\n\n");
+        md.Append("The test (grid B): target test accuracy at each run's last epoch, arm − AdaMatch per seed; the claim: ")
+            .Append("> 0 for the arms with UAN. Source accuracy is shown for context.\n\n");
+        if (study.AdaMatch.Count == 0)
+        {
+            md.Append("No runs yet: no finished AdaMatch run in this study folder.\n\n");
+            return;
+        }
+        var target = new StudyMetric("target test accuracy, last epoch", "points", true, _ => null, 100, 2);
+        foreach (var (grid, runs) in study.AdaMatch)
+        {
+            var table = AdaMatchTable.Build(runs);
+            md.Append("### ").Append(grid).Append("\n\n");
+            md.Append("| arm | seeds | source test accuracy (%) | target test accuracy (%) |\n|---|---|---|---|\n");
+            var values = new Dictionary<string, SortedDictionary<int, double>>();
+            foreach (var g in table.Groups)
+            {
+                var t = new SortedDictionary<int, double>();
+                var s = new List<double>();
+                foreach (var r in g.Runs)
+                    if (r.LastEpoch is { } e)
+                    {
+                        t.TryAdd(r.Results.Config.Seed, e.TargetTest.Accuracy);
+                        s.Add(e.SourceTest.Accuracy);
+                    }
+                values[g.Label] = t;
+                md.Append($"| {g.Label} | {string.Join(", ", g.Runs.Select(r => r.Results.Config.Seed))} | ")
+                    .Append(SeedStat.Of(s) is { } ss ? ss.Format() : "—").Append(" | ")
+                    .Append(SeedStat.Of(t.Values.ToList()) is { } ts ? ts.Format() : "—").Append(" |\n");
+            }
+            md.Append('\n');
+            if (!values.TryGetValue("AdaMatch", out var reference))
+            {
+                md.Append("No paired comparison: no plain AdaMatch arm in this grid.\n\n");
+                continue;
+            }
+            var rows = table.Groups.Where(g => g.Label != "AdaMatch")
+                .Select(g => new StudyComparison("4", grid, g.Label, "AdaMatch", target,
+                    g.Label.Contains("UAN", StringComparison.Ordinal), true, PairedDifference.Of(values[g.Label], reference)))
+                .ToList();
+            if (rows.Count > 0) PairTable(md, rows);
+            all.AddRange(rows);
+        }
+    }
+
+    private static void BatchStatement(StringBuilder md, List<StudyComparison> all, Study study)
+    {
+        md.Append("## The batch-size statement: BN depends on the mini-batch\n\n");
+        md.Append("The paper: BN's drawbacks include “its dependence on mini-batch size” (Faye et al. 2024, abstract), which ")
+            .Append("UAN is proposed to overcome.\n\n");
+        md.Append("The test: the same arms at a small and a large batch, same learning rate and epochs (so the small batch ")
+            .Append("takes proportionally more steps). Per seed, the change small − large of the test accuracy; the ")
+            .Append("statement: BN's change < 0, and UAN's change − BN's change > 0 (UAN loses less than BN at the small ")
+            .Append("batch). GN, which has no batch statistics, is context.\n\n");
+        var pairs = study.SubGrids
+            .GroupBy(s => (s.Dataset, s.Model, s.LearningRate))
+            .Where(g => g.Select(s => s.BatchSize).Distinct().Count() >= 2)
+            .ToList();
+        if (pairs.Count == 0)
+        {
+            md.Append("No runs yet: no learning rate has finished runs at two batch sizes.\n\n");
+            return;
+        }
+        foreach (var g in pairs)
+        {
+            var small = g.OrderBy(s => s.BatchSize).First();
+            var large = g.OrderByDescending(s => s.BatchSize).First();
+            string where = string.Create(Inv, $"{g.Key.Dataset}, lr {g.Key.LearningRate:G}");
+            string change = string.Create(Inv, $"(b{small.BatchSize} − b{large.BatchSize})");
+            md.Append("### ").Append(string.Create(Inv,
+                $"{g.Key.Dataset} / {g.Key.Model}, lr {g.Key.LearningRate:G}: batch {small.BatchSize} against batch {large.BatchSize}")).Append("\n\n");
+            var labels = small.Arms.Select(a => a.Label).Where(l => large.Arm(l) is not null).ToList();
+            if (labels.Count == 0) { md.Append("No arm has finished runs at both batch sizes yet.\n\n"); continue; }
+            var metrics = new[] { TestLast, TestBestVal };
+            md.Append(string.Create(Inv, $"| arm | metric | batch {small.BatchSize} (%) | batch {large.BatchSize} (%) |\n|---|---|---|---|\n"));
+            foreach (var l in labels)
+                foreach (var m in metrics)
+                    md.Append($"| {l} | {m.Name} | {Stat(small.Arm(l)!, m)} | {Stat(large.Arm(l)!, m)} |\n");
+            md.Append('\n');
+            var rows = new List<StudyComparison>();
+            foreach (var m in metrics)
+            {
+                var changes = labels.ToDictionary(l => l, l => Changes(small.Arm(l)!, large.Arm(l)!, m));
+                foreach (var l in labels)
+                {
+                    bool isBn = string.Equals(l, Bn, StringComparison.OrdinalIgnoreCase);
+                    var own = new PairedDifference(changes[l].Keys.ToList(), changes[l].Values.ToList());
+                    rows.Add(new StudyComparison("batch", where, $"{l} b{small.BatchSize}", $"{l} b{large.BatchSize}", m,
+                        isBn, false, own));
+                }
+                var bn = labels.FirstOrDefault(l => string.Equals(l, Bn, StringComparison.OrdinalIgnoreCase));
+                if (bn is null) continue;
+                foreach (var l in labels.Where(l => l != bn))
+                    rows.Add(new StudyComparison("batch", where, $"{l} {change}", $"{bn} {change}", m,
+                        string.Equals(l, Uan, StringComparison.OrdinalIgnoreCase), true,
+                        PairedDifference.Of(changes[l], changes[bn])));
+            }
+            PairTable(md, rows);
+            all.AddRange(rows);
+        }
+    }
+
+    private static string Stat(StudyArm arm, StudyMetric m) =>
+        SeedStat.Of(arm.Values(m.Value).Values.ToList()) is { } s ? s.Format(m.Scale, "F" + m.Decimals) : "—";
+
+    private static SortedDictionary<int, double> Changes(StudyArm small, StudyArm large, StudyMetric m)
+    {
+        var d = PairedDifference.Of(small.Values(m.Value), large.Values(m.Value));
+        var map = new SortedDictionary<int, double>();
+        for (int i = 0; i < d.Count; i++) map[d.Seeds[i]] = d.Differences[i];
+        return map;
+    }
+
+    /// <summary>
+    /// One sentence per sub-grid with a UAN-Compat arm, from the numbers: does the authors' layer as coded train better
+    /// or worse than BN and than UAN Paper (test accuracy at the best-validation epoch, paired by seed).
+    /// </summary>
+    public static IReadOnlyList<string> CompatSentences(Study study)
+    {
+        var sentences = new List<string>();
+        foreach (var sub in study.SubGrids)
+        {
+            var compat = sub.Arm(Compat);
+            if (compat is null) continue;
+            var parts = new List<string>();
+            foreach (var (label, name) in new[] { (Bn, "BN"), (Uan, "UAN Paper") })
+            {
+                var reference = sub.Arm(label);
+                if (reference is null) { parts.Add($"has no {name} run to compare with"); continue; }
+                var d = PairedDifference.Of(compat.Values(TestBestVal.Value), reference.Values(TestBestVal.Value));
+                if (d.Count < 2) { parts.Add($"needs ≥ 2 seeds paired with {name} (has {d.Count})"); continue; }
+                string numbers = $"{TestBestVal.Signed(d.Mean)} points, 95 % CI [{TestBestVal.Signed(d.Low!.Value)}, {TestBestVal.Signed(d.High!.Value)}], {d.Count} seeds";
+                parts.Add(d.Low > 0 ? $"trains better than {name} ({numbers})"
+                    : d.High < 0 ? $"trains worse than {name} ({numbers})"
+                    : $"is not distinguishable from {name} at this size ({numbers})");
+            }
+            sentences.Add($"{sub.Short}: UAN-Compat, the authors' layer as coded, {parts[0]} and {parts[1]}, in test accuracy at the best-validation epoch.");
+        }
+        return sentences;
+    }
+
+    private static void CompatSection(StringBuilder md, Study study)
+    {
+        md.Append("## The authors' layer as coded (UAN-Compat)\n\n");
+        var sentences = CompatSentences(study);
+        if (sentences.Count == 0) md.Append("No finished UAN-Compat run yet.\n\n");
+        foreach (var s in sentences) md.Append(s).Append("\n\n");
+    }
+
+    private static void WallTimes(StringBuilder md, Study study)
+    {
+        md.Append("## Wall times and the machine's load\n\n");
+        if (study.SubGrids.Count == 0) { md.Append("No finished classification run yet.\n\n"); return; }
+        md.Append("Per run: the wall time from start to end (mean ± std over seeds), the seconds per epoch (training and ")
+            .Append("evaluation), and the machine's 1-minute load average at the epoch ends (mean over all epochs of the arm, ")
+            .Append("min–max). The machine has ").Append(study.SubGrids.SelectMany(s => s.Arms).SelectMany(a => a.Runs)
+                .Select(r => r.Results.Environment.ProcessorCount).DefaultIfEmpty(0).Max())
+            .Append(" logical processors and is shared: times are comparable only at similar load.\n\n");
+        md.Append("| sub-grid | arm | runs | minutes per run | seconds per epoch | load average |\n|---|---|---|---|---|---|\n");
+        foreach (var sub in study.SubGrids)
+            foreach (var arm in sub.Arms)
+            {
+                var minutes = arm.Runs.Select(r => (r.Results.TotalSeconds > 0 ? r.Results.TotalSeconds
+                    : r.Results.Epochs.Sum(e => e.TrainSeconds + e.EvalSeconds)) / 60).ToList();
+                var perEpoch = arm.Runs.SelectMany(r => r.Results.Epochs).Select(e => e.TrainSeconds + e.EvalSeconds).ToList();
+                var load = arm.Runs.SelectMany(r => r.Results.Epochs).Select(e => e.LoadAverage).OfType<double>().ToList();
+                md.Append($"| {sub.Short} | {arm.Label} | {arm.Runs.Count} | ")
+                    .Append(SeedStat.Of(minutes) is { } m ? m.Format(1, "F1") : "—").Append(" | ")
+                    .Append(perEpoch.Count == 0 ? "—" : perEpoch.Average().ToString("F1", Inv)).Append(" | ")
+                    .Append(load.Count == 0 ? "—" : string.Create(Inv, $"{load.Average():F1} ({load.Min():F1}–{load.Max():F1})"))
+                    .Append(" |\n");
+            }
+        md.Append('\n');
+    }
+}

@@ -1,0 +1,254 @@
+using Uan.Lab.Reporting;
+using Uan.Lab.Tests.Data;
+using Uan.Lab.Training;
+
+namespace Uan.Lab.Tests.Reporting;
+
+/// <summary>
+/// A fake study with numbers chosen so each verdict can be worked out by hand. Every run has 4 epochs whose validation
+/// accuracy rises, so the best-validation epoch is the last one; the test accuracy of epoch e is
+/// base + shift + 0.01·e, with the per-seed shift below.
+/// </summary>
+internal static class FakeStudy
+{
+    /// <summary>Test accuracy at epoch 4 before the seed shift (fractions).</summary>
+    public static readonly Dictionary<(string Arm, int Batch), double> Final = new()
+    {
+        [("BN", 64)] = 0.80, [("UAN", 64)] = 0.82, [("MN", 64)] = 0.83, [("GN", 64)] = 0.79, [("UAN-Compat", 64)] = 0.77,
+        [("BN", 8)] = 0.75, [("UAN", 8)] = 0.81,
+    };
+
+    /// <summary>UAN's extra shift per seed: UAN − BN = +1.9, +2.0, +2.1 points (mean 2, sd 0.1).</summary>
+    public static double UanShift(int seed) => (seed - 2) * 0.001;
+
+    /// <summary>MN's shift per seed: −2, 0, +2 points, a spread that leaves UAN − MN undecided.</summary>
+    public static double MnShift(int seed) => seed switch { 1 => -0.02, 2 => 0.0, _ => 0.02 };
+
+    public static void WriteRun(string dir, string arm, int batch, double lr, int seed, string status = "completed",
+        int epochs = 4)
+    {
+        double shift = arm switch { "UAN" => UanShift(seed), "MN" => MnShift(seed), _ => 0 } + 0.003 * seed;
+        double final = Final[(arm, batch)];
+        var list = Enumerable.Range(1, epochs).Select(e => new EpochMetrics
+        {
+            Epoch = e,
+            ValAccuracy = 0.6 + 0.05 * e,
+            TestAccuracy = final + shift + 0.01 * (e - 4),
+            TrainSeconds = 100 + seed,
+            EvalSeconds = 20,
+            LoadAverage = arm == "BN" ? 2.0 + e : 1.0,
+            // Validation at steps 100·k (two per epoch): BN 0.55 + 0.05·k, UAN one point behind (0.50 + 0.05·k).
+            ValPoints =
+            [
+                new ValPoint(200 * e - 100, (arm == "UAN" ? 0.50 : 0.55) + 0.05 * (2 * e - 1) + 0.001 * seed, 0.5),
+                new ValPoint(200 * e, (arm == "UAN" ? 0.50 : 0.55) + 0.05 * (2 * e) + 0.001 * seed, 0.5),
+            ],
+            Gradient = new GradientSummary(50, arm == "UAN" ? 5 + 0.01 * seed : 6 + 0.5 * seed, 1e-4, 1e-5),
+        }).ToList();
+        new RunResults
+        {
+            Config = new RunConfig
+            {
+                Dataset = "fashion-mnist", Model = "shallow-cnn", Label = arm, Norm = arm.ToLowerInvariant(),
+                LearningRate = lr, BatchSize = batch, Epochs = 4, Seed = seed,
+            },
+            Epochs = list,
+            Status = status,
+            TotalSeconds = 600 + 60 * seed,
+            Environment = new EnvironmentInfo { ProcessorCount = 2 },
+        }.Save(Path.Combine(dir, FormattableString.Invariant($"{arm}-lr{lr}-s{seed}")));
+    }
+
+    /// <summary>
+    /// Grid g-b64 at lr 0.001: BN, UAN, MN seeds 1–3, GN seed 1 only, UAN-Compat seeds 1–2; at lr 0.005: BN seeds 1–2,
+    /// UAN seed 1. Grid g-b8: BN and UAN seeds 1–3, and a BN seed 4 still running.
+    /// </summary>
+    public static void Write(string root)
+    {
+        string b64 = Path.Combine(root, "g-b64"), b8 = Path.Combine(root, "g-b8");
+        foreach (var arm in new[] { "BN", "UAN", "MN" })
+            for (int s = 1; s <= 3; s++) WriteRun(b64, arm, 64, 0.001, s);
+        WriteRun(b64, "GN", 64, 0.001, 1);
+        for (int s = 1; s <= 2; s++) WriteRun(b64, "UAN-Compat", 64, 0.001, s);
+        for (int s = 1; s <= 2; s++) WriteRun(b64, "BN", 64, 0.005, s);
+        WriteRun(b64, "UAN", 64, 0.005, 1);
+        foreach (var arm in new[] { "BN", "UAN" })
+            for (int s = 1; s <= 3; s++) WriteRun(b8, arm, 8, 0.001, s);
+        WriteRun(b8, "BN", 8, 0.001, 4, status: "running", epochs: 2);
+    }
+}
+
+public class StudyReportTests
+{
+    private static string Row(string markdown, params string[] parts) =>
+        markdown.Split('\n').SingleOrDefault(l => parts.All(p => l.Contains(p, StringComparison.Ordinal)))
+        ?? throw new Xunit.Sdk.XunitException($"no single line with {string.Join(" & ", parts)} in:\n{markdown}");
+
+    [Fact]
+    public void VerdictsOfAConstructedStudyMatchHandComputedValues()
+    {
+        using var tmp = new TempDir();
+        FakeStudy.Write(tmp.Path);
+        var out1 = Path.Combine(tmp.Path, "out");
+        var summary = StudyReport.Write(tmp.Path, out1);
+        var md = File.ReadAllText(summary.VerdictsPath);
+
+        // The study's grids, used runs and the run in progress.
+        Assert.Equal(["g-b64", "g-b8"], summary.Study.Grids);
+        Assert.Equal(3 * 3 + 1 + 2 + 2 + 1 + 6, summary.Study.UsedRuns.Count);
+        Assert.Contains("g-b8/BN-lr0.001-s4 (status running, 2 of 4 epochs)", md);
+        Assert.DoesNotContain(tmp.Path, md);
+
+        // Claim 2, UAN − BN at the last epoch: +1.9, +2.0, +2.1 → mean 2.00, half-width 4.3027·0.1/√3 = 0.248.
+        var last = Row(md, "| 2 | batch 64, lr 0.001 | UAN − BN | test accuracy, last epoch |");
+        Assert.Contains("| 3 | +2.00 [+1.75, +2.25] | **supported** | decided |", last);
+        Assert.Contains("| **UAN − BN** | test accuracy, best-validation epoch | s1 +1.90, s2 +2.00, s3 +2.10 |", md);
+        // UAN − MN: MN is 1 point higher with per-seed shifts −2, 0, +2 against UAN's −0.1, 0, +0.1:
+        // differences −1 + 1.9, −1, −1 − 1.9 = +0.9, −1.0, −2.9: mean −1.00, sd 1.9, half 4.3027·1.9/√3 = 4.72.
+        var mn = Row(md, "| 2 | batch 64, lr 0.001 | UAN − MN | test accuracy, last epoch |");
+        Assert.Contains("| 3 | -1.00 [-5.72, +3.72] | not decided at this size |", mn);
+        // Seeds for a decision: smallest n with t(n−1)·1.9/√n < 1: n = 17 (2.1199·1.9/4.123 = 0.977), n = 16 gives 1.012.
+        Assert.Contains("| ≈ 17 |", mn);
+        // lr 0.005 has UAN seed 1 only: one pair, 0.82 − 0.80 − 0.001.
+        Assert.Contains("| 1 | +1.90 | needs ≥ 2 seeds (has 1) | — |",
+            Row(md, "| 2 | batch 64, lr 0.005 | UAN − BN | test accuracy, last epoch |"));
+        // GN has one seed: a context row without an interval.
+        Assert.Contains("needs ≥ 2 seeds (has 1)", Row(md, "| GN − BN | test accuracy, last epoch |"));
+
+        // Claim 1: UAN's curve is BN's one validation point (100 steps) later, every seed: BN reaches 80 % at
+        // k = 5 (0.80 + 0.001·s), UAN at k = 6: +100 with no spread, contradicted; the area is 5 points lower.
+        Assert.Contains("| 3 | +100 [+100, +100] | **contradicted** | decided |",
+            Row(md, "| 1 | batch 64, lr 0.001 | UAN − BN | validation steps to 80 % |"));
+        Assert.Contains("| 3 | +100 [+100, +100] | **contradicted** | decided |",
+            Row(md, "| 1 | batch 64, lr 0.001 | UAN − BN | validation steps to 85 % |"));
+        Assert.Contains("| 3 | -5.00 [-5.00, -5.00] | **contradicted** |",
+            Row(md, "| 1 | batch 64, lr 0.001 | UAN − BN | validation accuracy, area under the curve / steps |"));
+        // Arm table: steps to 80 % and 85 %, and the area: BN's mean over k = 1..8 of 0.55 + 0.05·k + 0.001·s,
+        // trapezoid = (first + last)/2 for a straight line = 0.775 + 0.001·s → 77.70 ± 0.10.
+        Assert.Contains("| BN | 1, 2, 3 | 500 ± 0 | 600 ± 0 | 77.70 ± 0.10 |", md);
+
+        // Claim 3: UAN's mean gradient variance 5 + 0.01·s against BN's 6 + 0.5·s: differences −1.49, −1.98, −2.47.
+        Assert.Contains("| 3 | -1.980 [-3.197, -0.763] | **supported** | decided |",
+            Row(md, "| 3 | batch 64, lr 0.001 | UAN − BN | gradient variance, mean over tensors, epoch average |"));
+
+        // Claim 4 has no runs yet.
+        Assert.Contains("No runs yet: no finished AdaMatch run in this study folder.", md);
+
+        // Batch size: BN loses 5 points from b64 to b8, UAN 1 point (same seed shifts at both sizes).
+        Assert.Contains("| 3 | -5.00 [-5.00, -5.00] | **supported** | decided |",
+            Row(md, "| batch | fashion-mnist, lr 0.001 | BN b8 − BN b64 | test accuracy, last epoch |"));
+        Assert.Contains("| 3 | +4.00 [+4.00, +4.00] | **supported** | decided |",
+            Row(md, "| batch | fashion-mnist, lr 0.001 | UAN (b8 − b64) − BN (b8 − b64) | test accuracy, last epoch |"));
+
+        // UAN-Compat: 3 points below BN for both seeds, 5 points below UAN with −0.1, 0 seed shifts.
+        Assert.Contains("UAN-Compat, the authors' layer as coded, trains worse than BN (-3.00 points, 95 % CI [-3.00, -3.00], 2 seeds) " +
+                        "and trains worse than UAN Paper (-4.95 points, 95 % CI [-5.59, -4.31], 2 seeds)", md);
+
+        // Wall times: BN at b64 lr 0.001 runs 11, 12, 13 min; load 3–6 at the epoch ends.
+        Assert.Contains("| batch 64, lr 0.001 | BN | 3 | 12.0 ± 1.0 | 122.0 | 4.5 (3.0–6.0) |", md);
+
+        // The figures exist and are linked.
+        foreach (var f in new[] { StudyFigures.TestAccuracyFile, StudyFigures.ValidationFile, StudyFigures.GradientFile, StudyFigures.BatchSizeFile })
+        {
+            Assert.True(File.Exists(Path.Combine(out1, f)), f);
+            Assert.Contains($"]({f})", md);
+        }
+
+        // A second report over the same files gives the same Markdown, byte for byte.
+        var out2 = Path.Combine(tmp.Path, "out2");
+        var again = StudyReport.Write(tmp.Path, out2);
+        Assert.Equal(File.ReadAllBytes(summary.VerdictsPath), File.ReadAllBytes(again.VerdictsPath));
+    }
+
+    [Fact]
+    public void AStudyWithoutRunsSaysSoForEveryClaim()
+    {
+        using var tmp = new TempDir();
+        Directory.CreateDirectory(Path.Combine(tmp.Path, "empty-grid"));
+        var (md, comparisons) = StudyReport.Markdown(Study.Load(tmp.Path), []);
+        Assert.Empty(comparisons);
+        Assert.Contains("No comparison can be made yet", md);
+        Assert.Contains("No runs yet: no finished AdaMatch run", md);
+        Assert.Contains("No runs yet: no learning rate has finished runs at two batch sizes.", md);
+        Assert.Contains("No finished UAN-Compat run yet.", md);
+    }
+
+    [Theory]
+    [InlineData(1.234, 2, "+1.23")]
+    [InlineData(-1.236, 2, "-1.24")]
+    [InlineData(-0.001, 2, "0.00")]
+    [InlineData(0.0, 0, "0")]
+    [InlineData(-94.0, 0, "-94")]
+    public void SignedNumbersCarryTheirSignExceptZero(double v, int decimals, string expected) =>
+        Assert.Equal(expected, StudyReport.Signed(v, decimals));
+}
+
+public class AdaptationVerdictTests
+{
+    internal static void WriteAdaMatch(string dir, string? inputNorm, int seed, double target, string status = "completed") =>
+        new Uan.Lab.Adaptation.AdaMatchResults
+        {
+            Config = new Uan.Lab.Adaptation.AdaMatchConfig { Epochs = 1, StepsPerEpoch = 20, Seed = seed, InputNorm = inputNorm },
+            StepsPerEpoch = 20, HorizonSteps = 20, Status = status,
+            Epochs =
+            [
+                new Uan.Lab.Adaptation.AdaMatchEpoch
+                {
+                    Epoch = 1,
+                    SourceTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = 0.9, F1 = 0.9 },
+                    TargetTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = target, F1 = target },
+                },
+            ],
+        }.Save(Path.Combine(dir, $"{(inputNorm is null ? "AdaMatch" : "AdaMatch+UAN")}-s{seed}"));
+
+    [Fact]
+    public void GridBIsComparedWithPlainAdaMatchBySeed()
+    {
+        using var tmp = new TempDir();
+        string grid = tmp.File("grid-b");
+        // Target accuracy: AdaMatch 20, 22, 24 %; + UAN 25, 26, 30 %: differences +5, +4, +6 → mean 5, sd 1,
+        // half-width 4.3027/√3 = 2.484. A fourth UAN seed still running is not used.
+        double[] plain = [0.20, 0.22, 0.24], uan = [0.25, 0.26, 0.30];
+        for (int s = 1; s <= 3; s++)
+        {
+            WriteAdaMatch(grid, null, s, plain[s - 1]);
+            WriteAdaMatch(grid, "uan:k=2", s, uan[s - 1]);
+        }
+        WriteAdaMatch(grid, "uan:k=2", 4, 0.99, status: "running");
+        var study = Study.Load(tmp.Path);
+        var (md, comparisons) = StudyReport.Markdown(study, []);
+
+        var c = Assert.Single(comparisons);
+        Assert.Equal(("4", "AdaMatch + UAN (input uan:k=2)", "AdaMatch", true), (c.Claim, c.Arm, c.Reference, c.IsClaim));
+        Assert.Equal(Verdict.Supported, c.Verdict);
+        Assert.Contains("| 4 | grid-b | AdaMatch + UAN (input uan:k=2) − AdaMatch | target test accuracy, last epoch | 3 | " +
+                        "+5.00 [+2.52, +7.48] | **supported** | decided |", md);
+        Assert.Contains("| AdaMatch | 1, 2, 3 | 90.00 ± 0.00 | 22.00 ± 2.00 |", md);
+        Assert.Contains("grid-b/AdaMatch+UAN-s4 (status running, 1 of 1 epochs)", md);
+        Assert.DoesNotContain("No runs yet: no finished AdaMatch run", md);
+    }
+}
+
+public class ValidationCurveTests
+{
+    [Fact]
+    public void RunsWithValidationPointsGetAValidationFigureLinkedFromTheReport()
+    {
+        using var tmp = new TempDir();
+        FakeStudy.Write(tmp.Path);
+        var summary = ReportWriter.Write(Path.Combine(tmp.Path, "g-b64"), tmp.File("report"));
+        var name = LearningCurves.FilePrefix("fashion-mnist", "shallow-cnn") + LearningCurves.ValidationSuffix + ".png";
+        var png = Assert.Single(summary.PlotPaths, p => Path.GetFileName(p) == name);
+        Assert.Equal((byte)0x89, File.ReadAllBytes(png)[0]);
+        Assert.Contains($"]({name})", File.ReadAllText(summary.ComparisonPath));
+    }
+
+    [Fact]
+    public void RunsWithoutValidationPointsGetNone()
+    {
+        using var tmp = new TempDir();
+        SyntheticRuns.WriteGrid(tmp.Path);
+        var summary = ReportWriter.Write(tmp.Path, tmp.File("report"));
+        Assert.DoesNotContain(summary.PlotPaths, p => p.EndsWith(LearningCurves.ValidationSuffix + ".png", StringComparison.Ordinal));
+    }
+}

@@ -24,10 +24,10 @@ internal static partial class SlurmCommand
         var tasks = new Option<int?>("--tasks", "--array-size")
         { Description = "Array tasks, each a shard of the grid (default: one per run; at most the number of runs)" }.InRange(1, 100_000);
         var time = new Option<string>("--time", "-t")
-        { Description = $"Time limit of each task, in Slurm's syntax (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; default {DefaultTime})", DefaultValueFactory = _ => DefaultTime };
+        { Description = "Time limit of each task, in Slurm's syntax (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S)", DefaultValueFactory = _ => DefaultTime };
         var termBefore = new Option<int>("--term-before")
         {
-            Description = $"Seconds before the time limit at which Slurm sends SIGTERM to uan, which then saves and exits 143 (default {DefaultTermBefore}; less than --time)",
+            Description = "Seconds before the time limit at which Slurm sends SIGTERM to uan, which then saves and exits 143 (less than --time)",
             DefaultValueFactory = _ => DefaultTermBefore,
         }.InRange(1, 65_535);
         var mem = new Option<string?>("--mem") { Description = "Memory per task, as sbatch takes it (e.g. 4G; default: the site's)" };

@@ -79,7 +79,8 @@ public sealed class SlurmClusterTests(ITestOutputHelper log) : IDisposable
             string task1Log = Path.Combine(logs, $"compare-{array}_1.out"), task0Log = Path.Combine(logs, $"compare-{array}_0.out");
 
             // Task 1 trains runs 2 and 4. Once its first run has finished epoch 1 of 2, stop it as a preemption would.
-            await Until(() => Read(task1Log).Contains("] epoch 1/2"), TimeSpan.FromSeconds(120),
+            // Generous limits: alone on 2 loaded cores this takes about 25 s, and the whole suite may run beside it.
+            await Until(() => Read(task1Log).Contains("] epoch 1/2"), TimeSpan.FromSeconds(300),
                 () => $"task 1 never finished an epoch\n{Read(task1Log)}\n{Read(task0Log)}\n{cluster.DaemonLogs()}");
             Assert.StartsWith("shard 1/2 (from --shard): runs 2, 4 of 4", Read(task1Log));
             Assert.StartsWith("shard 0/2 (from --shard): runs 1, 3 of 4", Read(task0Log));
@@ -98,7 +99,7 @@ public sealed class SlurmClusterTests(ITestOutputHelper log) : IDisposable
             // Requeued, the task resumes the stopped run and trains the rest of its share.
             var requeue = cluster.Client("scontrol", "requeue", $"{array}_1");
             Assert.True(requeue.Code == 0, requeue.Err);
-            await Until(() => cluster.Queue().Count == 0, TimeSpan.FromSeconds(180),
+            await Until(() => cluster.Queue().Count == 0, TimeSpan.FromSeconds(420),
                 () => $"the jobs did not end: {string.Join(", ", cluster.Queue())}\n{Read(task1Log)}\n{Read(task0Log)}");
             log.WriteLine($"array and report job ended after {clock.Elapsed.TotalSeconds:F1} s");
             string resumedLog = Read(task1Log);

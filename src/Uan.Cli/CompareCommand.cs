@@ -8,6 +8,8 @@ namespace Uan.Cli;
 /// <summary>
 /// <c>uan compare</c>: the paper's grid (norms × learning rates × seeds), then the table and the learning curves.
 /// With no options it is the main job: the embedded MNIST subset, the shallow CNN, BN vs MN vs UAN at conv2.
+/// With <c>--shard I/N</c> (or inside a Slurm array task) it trains only run indexes i with i mod N = I, and writes
+/// the merged table only once every run of the grid is finished.
 /// </summary>
 internal static class CompareCommand
 {
@@ -19,50 +21,51 @@ internal static class CompareCommand
 
     public static Command Create(Ui ui)
     {
-        var run = new RunOptions(DefaultBatch, DefaultTrainLimit);
-        var norms = new Option<string[]>("--norm", "-n")
+        var options = new GridOptions();
+        var shardOption = new Option<string?>("--shard")
         {
-            Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", DefaultNorms)}; {Norms.Ranges})",
-            AllowMultipleArgumentsPerToken = true,
+            Description = "Train only this share of the grid: I/N (0 ≤ I < N) trains run indexes i with i mod N = I. " +
+                          $"Inside a Slurm array task the default is {GridShard.SlurmTaskId} of the array's size",
         };
-        var lrs = new Option<string[]>("--lr")
-        {
-            Description = $"Learning rates; repeat or list (default 0.001; each {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)})",
-            AllowMultipleArgumentsPerToken = true,
-        };
-        var seeds = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list (default 1)", AllowMultipleArgumentsPerToken = true }
-            .InRange(int.MinValue);
+        var dryRun = new Option<bool>("--dry-run") { Description = "List the grid's runs, their state and this shard's share, write grid.json, train nothing" };
         var command = new Command("compare",
             "Train a grid of norms × learning rates × seeds, then write comparison.md and learning-curve PNGs. " +
             "Runs already completed in the output folder are kept and unfinished ones resumed.");
-        run.AddTo(command);
-        command.Options.Add(norms);
-        command.Options.Add(lrs);
-        command.Options.Add(seeds);
+        options.AddTo(command);
+        command.Options.Add(shardOption);
+        command.Options.Add(dryRun);
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
-            var choices = (p.GetValue(norms) is { Length: > 0 } n ? n : DefaultNorms).Select(NormChoice.Parse).ToArray();
-            var rates = (p.GetValue(lrs) is { Length: > 0 } l ? l : ["0.001"])
-                .SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                .Select(s => OptionChecks.Number(s, 0, RunOptions.MaxLearningRate, minOpen: true)
-                             ?? throw new ArgumentException($"--lr must be {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)}, got '{s}'"))
-                .ToArray();
-            var seedList = p.GetValue(seeds) is { Length: > 0 } s2 ? s2 : [1];
-            var baseConfig = run.ToConfig(p, DefaultEpochs);
-            string dir = p.GetValue(run.Out) ?? Path.Combine("runs", $"compare-{baseConfig.Dataset}-{baseConfig.Model}");
-            var grid = new ComparisonGrid(baseConfig, choices, rates, seedList, dir);
-            foreach (var (config, _) in grid.Runs.DistinctBy(r => r.Config.Norm))
-                Experiment.CheckModel(config);
+            GridShard? shard = null;
+            string? source = null;
+            if (p.GetValue(shardOption) is { } text) (shard, source) = (GridShard.Parse(text), "--shard");
+            else if (GridShard.FromEnvironment(System.Environment.GetEnvironmentVariable, out var env) is { } fromEnv) (shard, source) = (fromEnv, env);
+            var grid = options.Build(p);
+            string dir = grid.Directory;
+            var baseConfig = grid.BaseConfig;
+            if (shard is { } s)
+            {
+                var mine = s.RunsOf(grid.Runs.Count);
+                ui.Info($"shard {s} (from {source}): " + (mine.Count == 0
+                    ? $"no run of the grid's {grid.Runs.Count}"
+                    : $"run{(mine.Count > 1 ? "s" : "")} {string.Join(", ", mine.Select(i => i + 1))} of {grid.Runs.Count}"));
+            }
 
             ui.Info(string.Create(CultureInfo.InvariantCulture,
-                $"comparing {string.Join(", ", choices.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
-                $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
+                $"comparing {string.Join(", ", grid.Norms.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
+                $"lr {string.Join(", ", grid.LearningRates)}; seeds {string.Join(", ", grid.Seeds)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
                 $"{grid.Runs.Count} runs → {dir}"));
             using var folder = OutputFolder.Claim(dir, "--out");
+            grid.WriteFile(mustMatch: shard is not null);
+            if (p.GetValue(dryRun))
+            {
+                ui.Result(grid.Status().ToMarkdown(shard?.Count).TrimEnd());
+                return 0;
+            }
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);
             var held = new HashSet<int>();
-            var results = ui.WithProgress(grid.Runs.Count, tracker =>
+            var results = ui.WithProgress(shard?.RunsOf(grid.Runs.Count).Count ?? grid.Runs.Count, tracker =>
             {
                 var all = grid.Run(locator,
                     (i, config, state) =>
@@ -76,7 +79,8 @@ internal static class CompareCommand
                     },
                     tracker,
                     (config, m) => tracker.Epoch(config, m),
-                    stop.Token);
+                    stop.Token,
+                    shard);
                 tracker.GridFinished(all.Count);
                 return all;
             });
@@ -86,12 +90,26 @@ internal static class CompareCommand
                 ui.Error($"stopped; run the same command again to continue the grid in {dir}");
                 return stop.StoppedExitCode;
             }
+            int total = shard?.RunsOf(grid.Runs.Count).Count ?? grid.Runs.Count;
             if (held.Count > 0)
+                ui.Info($"{held.Count} of {total} runs were held by other processes and skipped; run the same command again once they finish");
+            if (shard is not null)
             {
-                ui.Info($"{held.Count} of {grid.Runs.Count} runs were held by other processes and skipped; run the same command again once they finish");
-                // Nothing of this grid is finished yet: no table to write.
-                if (results.Count == 0) return 0;
+                // The merged table is the whole grid's: only the shard that finds every run finished writes it.
+                var status = grid.Status();
+                if (!status.AllFinished)
+                {
+                    int open = grid.Runs.Count - status.Count("completed");
+                    ui.Info($"this shard's runs are done; {open} of the grid's {grid.Runs.Count} runs are not finished yet " +
+                            $"({status.Count("running")} running, {status.Count("stopped")} stopped, {status.Count("missing")} missing): " +
+                            $"comparison.md is written by the shard that finishes last, or by 'uan report {dir}'");
+                    return 0;
+                }
+                ui.Info($"every run of the grid is finished: writing the merged report");
+                return ReportCommand.Report(ui, dir, dir);
             }
+            // Nothing of this grid is finished yet: no table to write.
+            if (held.Count > 0 && results.Count == 0) return 0;
             return ReportCommand.Report(ui, dir, dir);
         }));
         return command;

@@ -1,11 +1,13 @@
 using System.CommandLine;
 using Uan.Lab.Reporting;
+using Uan.Lab.Training;
 
 namespace Uan.Cli;
 
 /// <summary>
 /// <c>uan report DIR</c>: rebuilds comparison.md, the learning curves and (for AdaMatch runs) the domain-adaptation
-/// table and plot from existing results.json files.
+/// table and plot from existing results.json files. On a grid folder (one with the grid.json that <c>compare</c> and
+/// <c>slurm</c> write) it first shows where every run of the grid stands: completed, running, stopped or missing.
 /// </summary>
 internal static class ReportCommand
 {
@@ -15,7 +17,9 @@ internal static class ReportCommand
         var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs (default: DIR)" };
         var study = new Option<bool>("--study")
         { Description = "DIR is a study folder (one folder per grid): also write verdicts.md, the paired per-seed tests of the paper's claims, and the study figures" };
-        var command = new Command("report", "Rebuild the comparison tables and plots (classification and AdaMatch runs) from results.json files, without training.");
+        var command = new Command("report",
+            "Rebuild the comparison tables and plots (classification and AdaMatch runs) from results.json files, without training; " +
+            "on a grid folder (grid.json), first the state of every run of the grid (completed, running, stopped, missing).");
         command.Arguments.Add(dir);
         command.Options.Add(outDir);
         command.Options.Add(study);
@@ -24,16 +28,31 @@ internal static class ReportCommand
             string runs = p.GetValue(dir)!;
             if (!Directory.Exists(runs)) throw new DirectoryNotFoundException($"no such folder: {runs}");
             string target = p.GetValue(outDir) ?? runs;
+            string? incomplete = null;
+            if (GridFile.Load(runs) is { } grid)
+            {
+                var status = GridStatus.Of(grid.RunsIn(runs));
+                ui.Result(status.ToMarkdown());
+                if (!status.AllFinished)
+                {
+                    incomplete = $"{status.Summary()}; the table shows the finished epochs of the runs that have any.";
+                    if (!Directory.EnumerateFiles(runs, RunRecord.FileName, SearchOption.AllDirectories).Any())
+                    {
+                        ui.Result("no run of the grid has results yet: nothing to merge");
+                        return 0;
+                    }
+                }
+            }
             using var folder = OutputFolder.Claim(target, "--out");
-            return p.GetValue(study) ? StudyReport(ui, runs, target) : Report(ui, runs, target);
+            return p.GetValue(study) ? StudyReport(ui, runs, target) : Report(ui, runs, target, incomplete);
         }));
         return command;
     }
 
     /// <summary>Writes the report of <paramref name="runsDir"/> into <paramref name="outDir"/> and prints the table.</summary>
-    internal static int Report(Ui ui, string runsDir, string outDir)
+    internal static int Report(Ui ui, string runsDir, string outDir, string? incomplete = null)
     {
-        var summary = ReportWriter.Write(runsDir, outDir);
+        var summary = ReportWriter.Write(runsDir, outDir, incomplete);
         foreach (var w in summary.Warnings) ui.Error($"warning: {w}");
         if (summary.RunCount == 0 && summary.AdaMatchRunCount == 0)
         {

@@ -35,6 +35,7 @@ public static class UanCommand
         root.Options.Add(DataDir);
         root.Subcommands.Add(TrainCommand.Create(console));
         root.Subcommands.Add(CompareCommand.Create(console));
+        root.Subcommands.Add(SlurmCommand.Create(console));
         root.Subcommands.Add(AdaptCommand.Create(console));
         root.Subcommands.Add(ReportCommand.Create(console));
         root.Subcommands.Add(FiguresCommand.Create(console));

@@ -104,6 +104,33 @@ public sealed class RunFolder : IDisposable
         return folder;
     }
 
+    /// <summary>
+    /// Whether a process holds <paramref name="runDir"/>'s lock now, without creating or writing anything there (for
+    /// status reports). Only a folder whose <see cref="HolderFile"/> exists is probed: a holder writes that file right
+    /// after taking the lock and deletes it before letting go, so a folder without it is free (or being taken this very
+    /// instant), and one with it is either held or was left by a killed process, which the probe (an exclusive lock
+    /// taken and dropped at once) tells apart. <paramref name="holder"/> is the holder's description when held.
+    /// </summary>
+    public static bool IsHeld(string runDir, out string? holder)
+    {
+        holder = null;
+        string lockPath = System.IO.Path.Combine(runDir, LockFile);
+        if (!File.Exists(lockPath) || !File.Exists(System.IO.Path.Combine(runDir, HolderFile))) return false;
+        try
+        {
+            using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            return false;
+        }
+        catch (FileNotFoundException) { return false; }
+        catch (DirectoryNotFoundException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+        catch (IOException)
+        {
+            holder = DescribeHolder(runDir);
+            return true;
+        }
+    }
+
     /// <summary>Who holds <paramref name="runDir"/>, from its <see cref="HolderFile"/>.</summary>
     public static string DescribeHolder(string runDir)
     {

@@ -31,7 +31,11 @@ public static class ReportWriter
     /// table for reference, the AdaMatch table when there are AdaMatch runs, the run folders used, and any skipped
     /// files) and the PNGs into <paramref name="outDir"/>.
     /// </summary>
-    public static ReportSummary Write(string runsDir, string outDir)
+    /// <remarks>
+    /// <paramref name="incomplete"/>, when not null, is written as a paragraph under the heading: what a grid still
+    /// lacks, so that a merged table of a half-finished grid says so.
+    /// </remarks>
+    public static ReportSummary Write(string runsDir, string outDir, string? incomplete = null)
     {
         var runs = RunCollection.Load(runsDir);
         Directory.CreateDirectory(outDir);
@@ -45,6 +49,7 @@ public static class ReportWriter
 
         var md = new StringBuilder();
         md.Append("# UAN comparison report\n\n");
+        if (incomplete is not null) md.Append("**Incomplete grid**: ").Append(incomplete.Trim()).Append("\n\n");
         md.Append("Runs read from `").Append(RunCollection.DisplayPath(runs.Root)).Append("`: ");
         if (runs.Runs.Count > 0 || runs.AdaMatchRuns.Count == 0)
             md.Append(runs.Runs.Count).Append(" run(s) in ")

@@ -22,6 +22,7 @@ public sealed record NormChoice(string Label, string Spec)
     }
 
     /// <summary>The label, and the spec in parentheses unless the label is the spec itself ("UAN (uan:k=3)", "uan:k=3").</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string Display => Label == Spec || Label == Norms.Parse(Spec).ToString() ? Label : $"{Label} ({Spec})";
 
     /// <summary>BN, MN, UAN for bare kinds; UAN-BatchStats / UAN-Compat for the other UAN modes; else the spec.</summary>
@@ -87,8 +88,17 @@ public sealed class ComparisonGrid
         if (seeds.Count == 0) throw new ArgumentException("a comparison needs at least one seed");
         var dup = norms.GroupBy(n => n.Label).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new ArgumentException($"two norms share the label '{dup.Key}'; give each a distinct LABEL=spec");
+        var dupLr = learningRates.GroupBy(l => l).FirstOrDefault(g => g.Count() > 1);
+        if (dupLr is not null) throw new ArgumentException($"learning rate {dupLr.Key.ToString(System.Globalization.CultureInfo.InvariantCulture)} is given twice");
+        var dupSeed = seeds.GroupBy(x => x).FirstOrDefault(g => g.Count() > 1);
+        if (dupSeed is not null) throw new ArgumentException($"seed {dupSeed.Key} is given twice");
         BaseConfig = baseConfig;
         Directory = directory;
+        Norms = norms.ToArray();
+        LearningRates = learningRates.ToArray();
+        Seeds = seeds.ToArray();
+        // The order is part of the grid's contract (shard i mod N trains run i): learning rate outermost, then norm,
+        // then seed, each in the order given; see IndexOf.
         Runs = (from lr in learningRates
                 from norm in norms
                 from seed in seeds
@@ -96,11 +106,64 @@ public sealed class ComparisonGrid
                         Path.Combine(directory, FolderName(norm.Label, lr, seed)))).ToArray();
     }
 
+    /// <summary>The norms, in the order given.</summary>
+    public IReadOnlyList<NormChoice> Norms { get; }
+    /// <summary>The learning rates, in the order given.</summary>
+    public IReadOnlyList<double> LearningRates { get; }
+    /// <summary>The seeds, in the order given.</summary>
+    public IReadOnlyList<int> Seeds { get; }
+
+    /// <summary>
+    /// The place of (learning rate, norm, seed) — each given by its position in its list — in <see cref="Runs"/>:
+    /// (lr × norms + norm) × seeds + seed. The same on every machine and call for the same options.
+    /// </summary>
+    public int IndexOf(int learningRate, int norm, int seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(learningRate);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(learningRate, LearningRates.Count);
+        ArgumentOutOfRangeException.ThrowIfNegative(norm);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(norm, Norms.Count);
+        ArgumentOutOfRangeException.ThrowIfNegative(seed);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(seed, Seeds.Count);
+        return (learningRate * Norms.Count + norm) * Seeds.Count + seed;
+    }
+
+    /// <summary>The grid's <c>grid.json</c> content.</summary>
+    public GridFile ToFile() => new()
+    {
+        BaseConfig = BaseConfig,
+        Norms = [.. Norms],
+        LearningRates = [.. LearningRates],
+        Seeds = [.. Seeds],
+        Runs = Runs.Select((r, i) => new GridFileRun(i, Path.GetFileName(r.RunDir), r.Config)).ToList(),
+    };
+
+    /// <summary>
+    /// Writes <c>grid.json</c> into the grid folder (atomically; several shards starting at once write the same bytes).
+    /// With <paramref name="mustMatch"/>, an existing file describing another grid is refused
+    /// (<see cref="ArgumentException"/>): a shard must not mix its runs into another grid's folder.
+    /// </summary>
+    public void WriteFile(bool mustMatch)
+    {
+        var mine = ToFile();
+        if (mustMatch && GridFile.Load(Directory) is { } existing && !existing.SameGridAs(mine))
+            throw new ArgumentException($"{GridFile.PathIn(Directory)} describes another grid ({existing.Runs.Count} runs, " +
+                                        $"first {existing.Runs[0].Folder}); give the same options as the other shards, or another --out");
+        System.IO.Directory.CreateDirectory(Directory);
+        AtomicFile.WriteAllText(GridFile.PathIn(Directory), mine.ToJson());
+    }
+
+    /// <summary>Where every run of the grid stands (see <see cref="GridStatus"/>).</summary>
+    public GridStatus Status() => GridStatus.Of(Runs);
+
     /// <summary>The shared part of every run's config.</summary>
     public RunConfig BaseConfig { get; }
     /// <summary>The grid folder.</summary>
     public string Directory { get; }
-    /// <summary>Every run of the grid with its folder, in the order they are trained.</summary>
+    /// <summary>
+    /// Every run of the grid with its folder, in the order they are trained: learning rate outermost, then norm, then
+    /// seed (<see cref="IndexOf"/>). Shard i of N trains the runs whose index is i mod N.
+    /// </summary>
     public IReadOnlyList<(RunConfig Config, string RunDir)> Runs { get; }
 
     /// <summary>A file-system-safe folder name for one run.</summary>
@@ -122,10 +185,11 @@ public sealed class ComparisonGrid
     /// Trains every run that is not completed yet. <paramref name="runStarting"/> is told (index, config, state) before
     /// each run; state "held" means another process holds the run's folder and the run is skipped (the holder is in
     /// <see cref="RunFolder.DescribeHolder"/>). Stops early when <paramref name="cancel"/> fires; returns the results
-    /// of the runs touched or kept.
+    /// of the runs touched or kept. With <paramref name="shard"/>, only that shard's runs (index i mod N) are looked at.
     /// </summary>
     public IReadOnlyList<RunResults> Run(DataLocator locator, Action<int, RunConfig, string>? runStarting = null,
-        IProgress<TrainProgress>? progress = null, Action<RunConfig, EpochMetrics>? epochFinished = null, CancellationToken cancel = default)
+        IProgress<TrainProgress>? progress = null, Action<RunConfig, EpochMetrics>? epochFinished = null, CancellationToken cancel = default,
+        GridShard? shard = null)
     {
         var all = new List<RunResults>();
         ExperimentData? data = null;
@@ -133,6 +197,7 @@ public sealed class ComparisonGrid
         {
             for (int i = 0; i < Runs.Count && !cancel.IsCancellationRequested; i++)
             {
+                if (shard is { } only && !only.Owns(i)) continue;
                 var (config, dir) = Runs[i];
                 string state;
                 RunResults? kept = null;

@@ -20,18 +20,20 @@ internal static class CompareCommand
     public static Command Create(Ui ui)
     {
         var run = new RunOptions(DefaultBatch, DefaultTrainLimit);
+        run.Epochs.WhenAbsent($"{DefaultEpochs}");
+        run.Out.WhenAbsent("runs/compare-DATASET-MODEL");
         var norms = new Option<string[]>("--norm", "-n")
         {
-            Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", DefaultNorms)}; {Norms.Ranges})",
+            Description = $"Norm to compare, as LABEL=spec or spec; repeat for several ({Norms.Ranges})",
             AllowMultipleArgumentsPerToken = true,
-        };
+        }.WhenAbsent(string.Join(" ", DefaultNorms));
         var lrs = new Option<string[]>("--lr")
         {
-            Description = $"Learning rates; repeat or list (default 0.001; each {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)})",
+            Description = $"Learning rates; repeat or list; each {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)}",
             AllowMultipleArgumentsPerToken = true,
-        };
-        var seeds = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list (default 1)", AllowMultipleArgumentsPerToken = true }
-            .InRange(int.MinValue);
+        }.WhenAbsent("0.001");
+        var seeds = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list", AllowMultipleArgumentsPerToken = true }
+            .InRange(int.MinValue).WhenAbsent("1");
         var command = new Command("compare",
             "Train a grid of norms × learning rates × seeds, then write comparison.md and learning-curve PNGs. " +
             "Runs already completed in the output folder are kept and unfinished ones resumed.");
@@ -47,6 +49,7 @@ internal static class CompareCommand
                 .Select(s => OptionChecks.Number(s, 0, RunOptions.MaxLearningRate, minOpen: true)
                              ?? throw new ArgumentException($"--lr must be {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)}, got '{s}'"))
                 .ToArray();
+            if (rates.Length == 0) throw new ArgumentException("--lr needs at least one learning rate");
             var seedList = p.GetValue(seeds) is { Length: > 0 } s2 ? s2 : [1];
             var baseConfig = run.ToConfig(p, DefaultEpochs);
             string dir = p.GetValue(run.Out) ?? Path.Combine("runs", $"compare-{baseConfig.Dataset}-{baseConfig.Model}");

@@ -12,7 +12,7 @@ internal static class ReportCommand
     public static Command Create(Ui ui)
     {
         var dir = new Argument<string>("dir") { Description = "Folder searched recursively for results.json files" };
-        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs (default: DIR)" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs" }.WhenAbsent("DIR");
         var command = new Command("report", "Rebuild the comparison tables and plots (classification and AdaMatch runs) from results.json files, without training.");
         command.Arguments.Add(dir);
         command.Options.Add(outDir);

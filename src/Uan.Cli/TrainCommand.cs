@@ -7,15 +7,20 @@ namespace Uan.Cli;
 /// <summary><c>uan train</c>: one run.</summary>
 internal static class TrainCommand
 {
+    /// <summary>Epochs when --epochs is not given.</summary>
+    public const int DefaultEpochs = 10;
+
     public static Command Create(Ui ui)
     {
         var run = new RunOptions();
+        run.Epochs.WhenAbsent($"{DefaultEpochs}");
+        run.Out.WhenAbsent("runs/train/DATASET-MODEL-LABEL-lrLR-sSEED");
         var norm = new Option<string>("--norm", "-n")
         { Description = $"Norm at the layer under study ({Norms.Accepted}; {Norms.Ranges})", DefaultValueFactory = _ => RunOptions.DefaultOtherNorm };
         var lr = new Option<double>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 1e-3 }
             .InRange(0, RunOptions.MaxLearningRate, minOpen: true);
         var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 }.InRange(int.MinValue);
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in the output folder from its last checkpoint" };
         var command = new Command("train", "Train one model and write results.json and checkpoints into the output folder.");
         run.AddTo(command);
         command.Options.Add(norm);
@@ -25,7 +30,7 @@ internal static class TrainCommand
         command.SetAction(p => UanCommand.Guard(ui, () =>
         {
             var choice = NormChoice.Parse(p.GetValue(norm)!);
-            var config = run.ToConfig(p, defaultEpochs: 10) with
+            var config = run.ToConfig(p, DefaultEpochs) with
             {
                 Norm = choice.Spec, Label = choice.Label, LearningRate = p.GetValue(lr), Seed = p.GetValue(seed),
             };

@@ -93,7 +93,9 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("--train must be an integer in 1..10000000, got '0'", "data", "make-syndigits", "--train", "0")]
     public void OtherCommandsRefuseOutOfRangeNumbers(string expected, params string[] args)
     {
-        var (code, _, err) = CliTests.Uan([.. args.Select(a => a == "DIR" ? _dir : a), "--data-dir", Path.Combine(_dir, "empty-data")]);
+        // --data-dir only where the command takes it (data make-syndigits): the data folder must stay empty.
+        string[] data = args[0] == "data" ? ["--data-dir", Path.Combine(_dir, "empty-data")] : [];
+        var (code, _, err) = CliTests.Uan([.. args.Select(a => a == "DIR" ? _dir : a), .. data]);
         AssertOneLine(code, err, expected);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_dir, "empty-data")));
     }
@@ -135,8 +137,8 @@ public sealed class InputValidationTests : IDisposable
         var (code, output, _) = CliTests.Uan("train", "--help");
         Assert.Equal(0, code);
         string flat = string.Join(" ", output.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries));
-        Assert.Contains("Learning rate (a number in (0, 10])", flat);
-        Assert.Contains("Decoupled weight decay (a number in [0, 1])", flat);
+        Assert.Contains("Learning rate; a number in (0, 10] (default: 0.001)", flat);
+        Assert.Contains("Decoupled weight decay; a number in [0, 1] (default: 0.0001)", flat);
         Assert.Contains("k: integer 1..64; eps: number in (0, 1]", flat);
     }
 

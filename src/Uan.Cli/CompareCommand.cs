@@ -57,13 +57,17 @@ internal static class CompareCommand
             foreach (var (config, _) in grid.Runs.DistinctBy(r => r.Config.Norm))
                 Experiment.CheckModel(config);
 
-            ui.Info(string.Create(CultureInfo.InvariantCulture,
-                $"comparing {string.Join(", ", choices.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
-                $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
-                $"{grid.Runs.Count} runs → {dir}"));
             using var folder = OutputFolder.Claim(dir, "--out");
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);
+            // Loaded before the first line, which states the split; the grid trains every run on it.
+            using var data = ExperimentData.Load(baseConfig, locator);
+            ui.Info(Ui.SplitLine(data, baseConfig));
+            ui.Info(string.Create(CultureInfo.InvariantCulture,
+                $"comparing {string.Join(", ", choices.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
+                $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
+                $"{grid.Runs.Count} runs"));
+            ui.Info($"→ {dir}");
             var held = new HashSet<int>();
             var results = ui.WithProgress(grid.Runs.Count, tracker =>
             {
@@ -79,7 +83,7 @@ internal static class CompareCommand
                     },
                     tracker,
                     (config, m) => tracker.Epoch(config, m),
-                    stop.Token);
+                    stop.Token, data);
                 tracker.GridFinished(all.Count);
                 return all;
             });

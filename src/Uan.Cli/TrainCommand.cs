@@ -39,11 +39,13 @@ internal static class TrainCommand
             var locator = UanCommand.Locator(p);
             Experiment.CheckModel(config);
             using var folder = OutputFolder.Claim(dir, "--out");
-            ui.Info($"training {config.Model} on {config.Dataset} with {choice.Display}, lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
-                    $"{config.Epochs} epochs, batch {config.BatchSize}, seed {config.Seed} → {dir}");
             using var stop = new CtrlC(ui);
             using var data = ExperimentData.Load(config, locator);
-            ui.Info($"data: {data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test images, {data.ImageSize}×{data.ImageSize}×{data.InChannels}, {data.NumClasses} classes");
+            ui.Info(Ui.SplitLine(data, config));
+            ui.Info($"{config.Dataset}: {data.ImageSize}×{data.ImageSize}×{data.InChannels}, {data.NumClasses} classes; " +
+                    $"{config.Model} with {choice.Display}");
+            ui.Info($"lr {config.LearningRate.ToString(CultureInfo.InvariantCulture)}, {config.Epochs} epochs, batch {config.BatchSize}, seed {config.Seed}");
+            ui.Info($"→ {dir}");
             var results = ui.WithProgress(1, tracker =>
             {
                 tracker.RunStarting(0, config, p.GetValue(resume) ? "resume" : "new");

@@ -31,6 +31,10 @@ internal sealed class Ui(TextWriter output, TextWriter error)
 
     public void Error(string message) => Err.WriteLine($"uan: {message}");
 
+    /// <summary>The split a run trains on: "train N, validation M (fraction f of the training set), test T images".</summary>
+    public static string SplitLine(ExperimentData data, RunConfig c) => string.Create(CultureInfo.InvariantCulture,
+        $"train {data.Train.Count}, validation {data.Validation.Count} (fraction {c.ValidationFraction} of the training set), test {data.Test.Count} images");
+
     public static string Describe(RunConfig c) =>
         $"{c.Label ?? c.Norm} lr={c.LearningRate.ToString(CultureInfo.InvariantCulture)} seed={c.Seed}";
 

@@ -31,6 +31,7 @@ public sealed class CliTests : IDisposable
     {
         var (code, output, err) = Uan(Tiny("compare", "--norm", "BN=bn", "--norm", "uan:k=2", "--seed", "1", "2"));
         Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
+        Assert.StartsWith("train 270, validation 30 (fraction 0.1 of the training set), test 200 images" + Environment.NewLine, output);
         foreach (var run in new[] { "BN-lr0.001-s1", "BN-lr0.001-s2", "UAN_k_2-lr0.001-s1", "UAN_k_2-lr0.001-s2" }
                      .Select(r => r.Replace("UAN_k_2", SafeLabel("uan:k=2"))))
         {
@@ -64,6 +65,14 @@ public sealed class CliTests : IDisposable
     {
         var first = Uan(Tiny("train", "--norm", "uan:k=3"));
         Assert.True(first.Code == 0, first.Out + first.Err);
+        // --train-limit 300: the validation tenth is taken from the 300 images, as --subset 300 does.
+        Assert.StartsWith("train 270, validation 30 (fraction 0.1 of the training set), test 200 images" + Environment.NewLine, first.Out);
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json"))))
+        {
+            var config = json.RootElement.GetProperty("config");
+            Assert.Equal(300, config.GetProperty("subset").GetInt32());
+            Assert.False(config.TryGetProperty("trainLimit", out var limit) && limit.ValueKind != JsonValueKind.Null);
+        }
         Assert.Contains("completed: 2/2 epochs", first.Out);
         var again = Uan(Tiny("train", "--norm", "uan:k=3"));
         Assert.Equal(2, again.Code);

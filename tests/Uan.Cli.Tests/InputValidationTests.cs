@@ -52,6 +52,8 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("--threads must be an integer in 1..1024, got '0'", "train", "--threads", "0")]
     [InlineData("--image-size must be an integer in 1..1024, got '99999'", "train", "--image-size", "99999")]
     [InlineData("--train-limit must be an integer ≥ 0, got '-1'", "train", "--train-limit", "-1")]
+    [InlineData("--train-limit must be 0 (all images) or at least 2 (training and validation images), got '1'", "train", "--train-limit", "1")]
+    [InlineData("--subset and --train-limit exclude each other", "compare", "--train-limit", "500", "--subset", "500")]
     [InlineData("iters must be an integer in 0..100, got '-1'", "compare", "--norm", "mn:iters=-1")]
     [InlineData("--lr must be a number in (0, 10], got 'NaN'", "compare", "--lr", "0.01,NaN")]
     [InlineData("--seed must be an integer, got 'x'", "compare", "--seed", "1", "x")]

@@ -63,8 +63,8 @@ internal static class CompareCommand
             // Loaded before the first line, which states the split; the grid trains every run on it.
             using var data = ExperimentData.Load(baseConfig, locator);
             ui.Info(Ui.SplitLine(data, baseConfig));
+            ui.InfoWrapped($"comparing {string.Join(", ", choices.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}");
             ui.Info(string.Create(CultureInfo.InvariantCulture,
-                $"comparing {string.Join(", ", choices.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
                 $"lr {string.Join(", ", rates)}; seeds {string.Join(", ", seedList)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
                 $"{grid.Runs.Count} runs"));
             ui.Info($"→ {dir}");

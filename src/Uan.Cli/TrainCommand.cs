@@ -65,9 +65,10 @@ internal static class TrainCommand
         if (last is not null)
         {
             var inv = CultureInfo.InvariantCulture;
-            string bestText = best is null ? "" : string.Create(inv, $", best-validation epoch {best.Epoch}: test {best.TestAccuracy:P2}");
-            ui.Result(string.Create(inv,
-                $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s; last test accuracy {last.TestAccuracy:P2}{bestText}; results in {dir}"));
+            string bestText = best is null ? "" : $", {Ui.Percent(best.TestAccuracy)} at epoch {best.Epoch} (best validation)";
+            ui.Result(string.Create(inv, $"{results.Status}: {results.Epochs.Count}/{results.Config.Epochs} epochs in {results.TotalSeconds:F0} s"));
+            ui.Result($"test accuracy {Ui.Percent(last.TestAccuracy)} at the last epoch{bestText}");
+            ui.Result($"results in {dir}");
         }
         // The one place a run's failure is printed (the progress tracker does not repeat it).
         if (results.Message is not null)

@@ -48,6 +48,10 @@ public sealed class CliTests : IDisposable
         Assert.Contains("reports no", md);
         Assert.NotEmpty(Directory.GetFiles(_dir, "*.png"));
         Assert.Contains("epoch 2/2", output);     // plain per-epoch lines when output is not a terminal
+        // Redirected output does not rely on a terminal to wrap: every line of the training part fits 80 columns
+        // (the report's Markdown tables follow; lines naming the output folder are as long as its path).
+        var training = output[..output.IndexOf("# UAN comparison report", StringComparison.Ordinal)];
+        Assert.All(training.Split(Environment.NewLine).Where(l => !l.Contains(_dir)), l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));
 
         // Running it again keeps the completed runs instead of training them again.
         var stamp = File.GetLastWriteTimeUtc(Path.Combine(_dir, "BN-lr0.001-s1", "results.json"));
@@ -74,6 +78,7 @@ public sealed class CliTests : IDisposable
             Assert.False(config.TryGetProperty("trainLimit", out var limit) && limit.ValueKind != JsonValueKind.Null);
         }
         Assert.Contains("completed: 2/2 epochs", first.Out);
+        Assert.All(first.Out.Split(Environment.NewLine).Where(l => !l.Contains(_dir)), l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));
         var again = Uan(Tiny("train", "--norm", "uan:k=3"));
         Assert.Equal(2, again.Code);
         Assert.Contains("already holds a run", again.Err);

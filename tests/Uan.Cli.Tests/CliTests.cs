@@ -159,10 +159,19 @@ public sealed class CliTests : IDisposable
     public void BenchLeafInputIsNamedInTheTable()
     {
         var (code, output, err) = Uan("bench", "--shape", "4x3x5x7", "--repeats", "1", "--reference-repeats", "0",
-            "--no-step", "--leaf-input", "--quiet");
+            "--no-step", "--leaf-input");
         Assert.True(code == 0, err);
         Assert.Contains("input: a leaf tensor (--leaf-input)", output);
         Assert.Contains("| 4x3x5x7 | UAN Paper K=3 | fused |", output);
+        // The progress lines name each layer's path as its table row does (GroupNorm and LayerNorm: native).
+        var rows = output.Split('\n').Where(l => l.StartsWith("| 4x3x5x7 |", StringComparison.Ordinal) && !l.Contains("| BatchNorm |")).ToList();
+        Assert.Equal(5, rows.Count);   // GroupNorm, LayerNorm and the three mixture norms, fused; the tensor-op path skipped
+        foreach (var row in rows)
+        {
+            var cells = row.Split('|', StringSplitOptions.TrimEntries);
+            Assert.Contains($"4x3x5x7: {cells[2]} ({cells[3]})", output);
+        }
+        Assert.Contains("4x3x5x7: LayerNorm (native)", output);
     }
 
     [Theory]

@@ -17,7 +17,7 @@ public static class UanCommand
 
     internal static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "Print only results and errors (no progress)" };
     internal static readonly Option<bool> Plain = new("--plain")
-    { Description = "One log line per epoch instead of progress bars (the default when output is not a terminal)" };
+    { Description = "Log lines (two per epoch) instead of progress bars (the default when output is not a terminal)" };
     internal static readonly Option<string?> DataDir = new Option<string?>("--data-dir") { Description = "Folder holding the datasets" }
         .WhenAbsent($"${DataLocator.EnvironmentVariable}, else the repository's data/");
 

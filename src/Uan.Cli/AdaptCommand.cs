@@ -24,33 +24,33 @@ internal static class AdaptCommand
         var target = new Option<string>("--target")
         { Description = "Unlabelled target dataset: any 10-class 3×32×32 dataset by name (syndigits, svhn)", DefaultValueFactory = _ => cpu.Target };
         var model = new Option<string>("--model", "-m")
-        { Description = $"wrn-16-2 or wrn-28-2 (any wrn-D-K); default {cpu.Model}, --paper {paper.Model}" };
+        { Description = "wrn-16-2 or wrn-28-2 (any wrn-D-K)" }.WhenAbsent($"{cpu.Model}; with --paper {paper.Model}");
         var norm = new Option<string>("--norm", "-n")
-        { Description = $"Norm inside the network ({Norms.Accepted}; {Norms.Ranges}); default {cpu.Norm}, --paper {paper.Norm} (Keras BatchNorm)" };
+        { Description = $"Norm inside the network ({Norms.Accepted}; {Norms.Ranges})" }.WhenAbsent($"{cpu.Norm}; with --paper {paper.Norm}, Keras BatchNorm");
         var inputNorm = new Option<string?>("--input-norm")
-        { Description = "Norm on the raw 0–255 input (the paper's AdaMatch+UAN: uan:k=2); without one the network scales the input by 1/255" };
-        var epochs = new Option<int>("--epochs", "-e") { Description = $"Epochs (default {cpu.Epochs}, --paper {paper.Epochs})" }.InRange(1, RunOptions.MaxEpochs);
+        { Description = "Norm on the raw 0–255 input (the paper's AdaMatch+UAN: uan:k=2)" }.WhenAbsent("none, the network scales the input by 1/255");
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs" }.InRange(1, RunOptions.MaxEpochs).WhenAbsent($"{cpu.Epochs}; with --paper {paper.Epochs}");
         var steps = new Option<int>("--steps-per-epoch")
-        { Description = $"Steps per epoch, capped by the shorter stream; 0 = the whole zipped stream (default {cpu.StepsPerEpoch}, --paper 0)" }.InRange(0);
-        var sourceBatch = new Option<int>("--source-batch") { Description = $"Source images per step (default {cpu.SourceBatch}, --paper {paper.SourceBatch})" }.InRange(1, RunOptions.MaxBatch);
-        var multiplier = new Option<int>("--target-multiplier") { Description = $"Target images per step = multiplier × source batch (default {cpu.TargetMultiplier})" }.InRange(1, 64);
-        var lr = new Option<double>("--lr") { Description = $"Initial Adam learning rate of the cosine decay to 25% (default {cpu.LearningRate})" }
-            .InRange(0, RunOptions.MaxLearningRate, minOpen: true);
-        var horizon = new Option<long?>("--horizon") { Description = "Steps T of the lr decay and the warm-up (default: the whole run)" }.InRange(1);
+        { Description = "Steps per epoch, capped by the shorter stream; 0 = the whole zipped stream" }.InRange(0).WhenAbsent($"{cpu.StepsPerEpoch}; with --paper 0");
+        var sourceBatch = new Option<int>("--source-batch") { Description = "Source images per step" }.InRange(1, RunOptions.MaxBatch).WhenAbsent($"{cpu.SourceBatch}; with --paper {paper.SourceBatch}");
+        var multiplier = new Option<int>("--target-multiplier") { Description = "Target images per step = multiplier × source batch" }.InRange(1, 64).WhenAbsent($"{cpu.TargetMultiplier}");
+        var lr = new Option<double>("--lr") { Description = "Initial Adam learning rate of the cosine decay to 25%" }
+            .InRange(0, RunOptions.MaxLearningRate, minOpen: true).WhenAbsent(string.Create(CultureInfo.InvariantCulture, $"{cpu.LearningRate}; with --paper {paper.LearningRate}"));
+        var horizon = new Option<long?>("--horizon") { Description = "Steps T of the lr decay and the warm-up" }.InRange(1).WhenAbsent("the whole run");
         var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 }.InRange(int.MinValue);
-        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" }.InRange(1, RunOptions.MaxThreads);
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" }.InRange(1, RunOptions.MaxThreads).WhenAbsent("libtorch's choice");
         var device = new Option<string>("--device") { Description = "Torch device: cpu, cuda or cuda:N (when this machine has it)", DefaultValueFactory = _ => "cpu" };
         var compat = new Option<bool>("--compat") { Description = "Reproduce the reference notebook's AdaMatch deviations (no-op alignment, L2 pseudo-labels, 10-epoch horizon)" };
         var paperOption = new Option<bool>("--paper") { Description = "The paper's configuration: WRN-28-2, batch 64 + 192, Keras BatchNorm, lr 0.03 cosine, 100 full epochs (GPU-sized)" };
         var noFlip = new Option<bool>("--no-weak-flip") { Description = "No weak augmentation (the reference flips, which mirrors digits)" };
-        var sourceLimit = new Option<int?>("--source-limit") { Description = "Use a stratified subset of this many source training images" }.InRange(1);
-        var targetLimit = new Option<int?>("--target-limit") { Description = "Use a subset of this many target training images" }.InRange(1);
-        var testLimit = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many images of each test set" }.InRange(1);
-        var timeSteps = new Option<int?>("--time-steps") { Description = "Only time this many training steps on random images of the configured sizes, then exit" }.InRange(1);
+        var sourceLimit = new Option<int?>("--source-limit") { Description = "Use a stratified subset of this many source training images" }.InRange(1).WhenAbsent("all");
+        var targetLimit = new Option<int?>("--target-limit") { Description = "Use a subset of this many target training images" }.InRange(1).WhenAbsent("all");
+        var testLimit = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many images of each test set" }.InRange(1).WhenAbsent("all");
+        var timeSteps = new Option<int?>("--time-steps") { Description = "Only time this many training steps on random images of the configured sizes, then exit" }.InRange(1).WhenAbsent("train");
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         var probe = new Option<bool>("--probe") { Description = "At each epoch end, record the gradient variance (the paper's d Σlogits/dθ) on a fixed source and target batch into gradient-probe.json, for uan figures" };
         var stepLog = new Option<bool>("--step-log") { Description = "Write every step's losses, mean |logit| of the train- and eval-mode source passes and gradient norm to steps.csv in the run folder" };
-        var output = new Option<string?>("--out", "-o") { Description = "Output folder (default runs/adapt/SOURCE-TARGET-MODEL-NORM-sSEED)" };
+        var output = new Option<string?>("--out", "-o") { Description = "Output folder" }.WhenAbsent("runs/adapt/SOURCE-TARGET-MODEL-NORM-sSEED");
 
         var command = new Command("adapt", "Domain adaptation with AdaMatch (source → target); writes results.json and a checkpoint per epoch.");
         foreach (var o in new Option[] { source, target, model, norm, inputNorm, epochs, steps, sourceBatch, multiplier, lr, horizon, seed,

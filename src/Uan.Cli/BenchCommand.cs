@@ -26,10 +26,10 @@ internal static class BenchCommand
         var forwardOnly = new Option<bool>("--forward-only") { Description = "Time the forward pass only (no_grad)" };
         var noStep = new Option<bool>("--no-step") { Description = "Skip the shallow-CNN training-step comparison" };
         var stepRepeats = new Option<int>("--step-repeats") { Description = "Timed training steps per norm (median reported)", DefaultValueFactory = _ => 7 }.InRange(1, 10_000);
-        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" }.InRange(1, RunOptions.MaxThreads);
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" }.InRange(1, RunOptions.MaxThreads).WhenAbsent("libtorch's choice");
         var leaf = new Option<bool>("--leaf-input")
         { Description = "Feed each layer a leaf tensor instead of a view of one (autograd then copies the gradient of custom C# nodes once more, which layers inside a network never pay)" };
-        var outFile = new Option<string?>("--out", "-o") { Description = "Also write the tables as Markdown to this file" };
+        var outFile = new Option<string?>("--out", "-o") { Description = "Also write the tables as Markdown to this file" }.WhenAbsent("printed only");
         var command = new Command("bench", "Quick speed check: each norm's time as a ratio to BatchNorm2d measured in the same run, and a training step with UAN vs BN.");
         foreach (var o in new Option[] { shapes, k, repeats, referenceRepeats, forwardOnly, noStep, stepRepeats, threads, leaf, outFile })
             command.Options.Add(o);

@@ -24,9 +24,8 @@ internal static class CompareCommand
         var options = new GridOptions();
         var shardOption = new Option<string?>("--shard")
         {
-            Description = "Train only this share of the grid: I/N (0 ≤ I < N) trains run indexes i with i mod N = I. " +
-                          $"Inside a Slurm array task the default is {GridShard.SlurmTaskId} of the array's size",
-        };
+            Description = "Train only this share of the grid: I/N (0 ≤ I < N) trains run indexes i with i mod N = I",
+        }.WhenAbsent($"the whole grid; in a Slurm array task, {GridShard.SlurmTaskId} of the array's size");
         var dryRun = new Option<bool>("--dry-run") { Description = "List the grid's runs, their state and this shard's share, write grid.json, train nothing" };
         var command = new Command("compare",
             "Train a grid of norms × learning rates × seeds, then write comparison.md and learning-curve PNGs. " +
@@ -51,10 +50,6 @@ internal static class CompareCommand
                     : $"run{(mine.Count > 1 ? "s" : "")} {string.Join(", ", mine.Select(i => i + 1))} of {grid.Runs.Count}"));
             }
 
-            ui.Info(string.Create(CultureInfo.InvariantCulture,
-                $"comparing {string.Join(", ", grid.Norms.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}; " +
-                $"lr {string.Join(", ", grid.LearningRates)}; seeds {string.Join(", ", grid.Seeds)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
-                $"{grid.Runs.Count} runs → {dir}"));
             using var folder = OutputFolder.Claim(dir, "--out");
             grid.WriteFile(mustMatch: shard is not null);
             if (p.GetValue(dryRun))
@@ -64,6 +59,14 @@ internal static class CompareCommand
             }
             using var stop = new CtrlC(ui);
             var locator = UanCommand.Locator(p);
+            // Loaded before the first line, which states the split; the grid trains every run on it.
+            using var data = ExperimentData.Load(baseConfig, locator);
+            ui.Info(Ui.SplitLine(data, baseConfig));
+            ui.InfoWrapped($"comparing {string.Join(", ", grid.Norms.Select(c => c.Display))} on {baseConfig.Dataset} with {baseConfig.Model}");
+            ui.Info(string.Create(CultureInfo.InvariantCulture,
+                $"lr {string.Join(", ", grid.LearningRates)}; seeds {string.Join(", ", grid.Seeds)}; {baseConfig.Epochs} epochs, batch {baseConfig.BatchSize}; " +
+                $"{grid.Runs.Count} runs"));
+            ui.Info($"→ {dir}");
             var held = new HashSet<int>();
             var results = ui.WithProgress(shard?.RunsOf(grid.Runs.Count).Count ?? grid.Runs.Count, tracker =>
             {
@@ -80,7 +83,8 @@ internal static class CompareCommand
                     tracker,
                     (config, m) => tracker.Epoch(config, m),
                     stop.Token,
-                    shard);
+                    shard,
+                    data);
                 tracker.GridFinished(all.Count);
                 return all;
             });

@@ -12,12 +12,12 @@ internal static class FiguresCommand
     public static Command Create(Ui ui)
     {
         var dir = new Argument<string>("dir") { Description = "A run folder, or a folder of runs, trained with --snapshots" };
-        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write the PNGs, figures.md and figures.json (default: DIR/figures)" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write the PNGs, figures.md and figures.json" }.WhenAbsent("DIR/figures");
         var points = new Option<int>("--tsne-points")
         { Description = "Points per t-SNE (exact t-SNE is O(N²) per iteration: 2,000 points take about 15 s on 2 cores)", DefaultValueFactory = _ => 2000 }.InRange(4, 100_000);
         var iterations = new Option<int>("--tsne-iterations") { Description = "t-SNE iterations", DefaultValueFactory = _ => 1000 }.InRange(1, 100_000);
         var perplexity = new Option<double>("--perplexity") { Description = "t-SNE perplexity", DefaultValueFactory = _ => 30 }.InRange(0, 10_000, minOpen: true);
-        var channels = new Option<string?>("--channels") { Description = "conv2 channels of the activation figure, e.g. 4,12,28 (default: the paper's)" };
+        var channels = new Option<string?>("--channels") { Description = "conv2 channels of the activation figure, e.g. 4,12,28" }.WhenAbsent("the paper's");
         var command = new Command("figures", "Draw t-SNE, activation-distribution and gradient-variance figures from saved snapshots.");
         command.Arguments.Add(dir);
         foreach (var o in new Option[] { outDir, points, iterations, perplexity, channels }) command.Options.Add(o);

@@ -11,22 +11,30 @@ namespace Uan.Cli;
 /// </summary>
 internal sealed class GridOptions
 {
-    public RunOptions Run { get; } = new(CompareCommand.DefaultBatch, CompareCommand.DefaultTrainLimit);
+    public RunOptions Run { get; } = CompareRunOptions();
 
-    public Option<string[]> Norms { get; } = new("--norm", "-n")
+    public Option<string[]> Norms { get; } = new Option<string[]>("--norm", "-n")
     {
-        Description = $"Norm to compare, as LABEL=spec or spec; repeat for several (default: {string.Join(" ", CompareCommand.DefaultNorms)}; {Uan.Norms.Ranges})",
+        Description = $"Norm to compare, as LABEL=spec or spec; repeat for several ({Uan.Norms.Ranges})",
         AllowMultipleArgumentsPerToken = true,
-    };
+    }.WhenAbsent(string.Join(" ", CompareCommand.DefaultNorms));
 
-    public Option<string[]> LearningRates { get; } = new("--lr")
+    public Option<string[]> LearningRates { get; } = new Option<string[]>("--lr")
     {
-        Description = $"Learning rates; repeat or list (default 0.001; each {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)})",
+        Description = $"Learning rates; repeat or list; each {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)}",
         AllowMultipleArgumentsPerToken = true,
-    };
+    }.WhenAbsent("0.001");
 
-    public Option<int[]> Seeds { get; } = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list (default 1)", AllowMultipleArgumentsPerToken = true }
-        .InRange(int.MinValue);
+    public Option<int[]> Seeds { get; } = new Option<int[]>("--seed", "-s") { Description = "Seeds; repeat or list", AllowMultipleArgumentsPerToken = true }
+        .InRange(int.MinValue).WhenAbsent("1");
+
+    private static RunOptions CompareRunOptions()
+    {
+        var run = new RunOptions(CompareCommand.DefaultBatch, CompareCommand.DefaultTrainLimit);
+        run.Epochs.WhenAbsent($"{CompareCommand.DefaultEpochs}");
+        run.Out.WhenAbsent("runs/compare-DATASET-MODEL");
+        return run;
+    }
 
     public void AddTo(Command command)
     {
@@ -48,6 +56,7 @@ internal sealed class GridOptions
             .Select(s => OptionChecks.Number(s, 0, RunOptions.MaxLearningRate, minOpen: true)
                          ?? throw new ArgumentException($"--lr must be {OptionChecks.NumberRange(0, RunOptions.MaxLearningRate, minOpen: true)}, got '{s}'"))
             .ToArray();
+        if (rates.Length == 0) throw new ArgumentException("--lr needs at least one learning rate");
         var seedList = p.GetValue(Seeds) is { Length: > 0 } s2 ? s2 : [1];
         var baseConfig = Run.ToConfig(p, CompareCommand.DefaultEpochs);
         if (baseConfig.Threads is null && threads is not null) baseConfig = baseConfig with { Threads = threads };

@@ -1,22 +1,28 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 
 namespace Uan.Cli;
 
 /// <summary>
 /// Numeric options parsed and range-checked by the parser itself, so a bad value stops the command before it reads
 /// anything, in a message that names the option and its range (System.CommandLine's own names .NET types). The range
-/// is also appended to the option's help text.
+/// is also shown in the option's help text (see <see cref="HelpText"/>).
 /// </summary>
 internal static class OptionChecks
 {
+    private static readonly ConditionalWeakTable<Option, string> Ranges = new();
+
+    /// <summary>The accepted values of <paramref name="option"/> as the help and the errors state them, e.g. "an integer in 1..16"; null for none.</summary>
+    public static string? RangeOf(Option option) => Ranges.TryGetValue(option, out var r) ? r : null;
+
     /// <summary>An integer option accepting <paramref name="min"/>..<paramref name="max"/>.</summary>
     public static Option<int> InRange(this Option<int> option, int min, int max = int.MaxValue)
     {
         string range = IntRange(min, max);
         option.CustomParser = r => ParseInt(r, option.Name, min, max, range) ?? default;
-        option.Description += $" ({range})";
+        Ranges.AddOrUpdate(option, range);
         return option;
     }
 
@@ -25,7 +31,7 @@ internal static class OptionChecks
     {
         string range = IntRange(min, max);
         option.CustomParser = r => ParseInt(r, option.Name, min, max, range);
-        option.Description += $" ({range})";
+        Ranges.AddOrUpdate(option, range);
         return option;
     }
 
@@ -41,7 +47,7 @@ internal static class OptionChecks
             r.AddError($"{option.Name} must be {range}, got '{text}'");
             return null;
         };
-        option.Description += $" ({range})";
+        Ranges.AddOrUpdate(option, range);
         return option;
     }
 
@@ -63,7 +69,7 @@ internal static class OptionChecks
             }
             return values.ToArray();
         };
-        option.Description += $" ({range})";
+        Ranges.AddOrUpdate(option, range);
         return option;
     }
 
@@ -78,7 +84,7 @@ internal static class OptionChecks
             r.AddError($"{option.Name} must be {range}, got '{text}'");
             return default;
         };
-        option.Description += $" ({range})";
+        Ranges.AddOrUpdate(option, range);
         return option;
     }
 

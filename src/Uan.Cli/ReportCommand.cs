@@ -14,7 +14,7 @@ internal static class ReportCommand
     public static Command Create(Ui ui)
     {
         var dir = new Argument<string>("dir") { Description = "Folder searched recursively for results.json files" };
-        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs (default: DIR)" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "Where to write comparison.md and the PNGs" }.WhenAbsent("DIR");
         var study = new Option<bool>("--study")
         { Description = "DIR is a study folder (one folder per grid): also write verdicts.md, the paired per-seed tests of the paper's claims, and the study figures" };
         var command = new Command("report",

@@ -22,26 +22,29 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
     public Option<string> Model { get; } = new("--model", "-m")
     { Description = "Model: shallow-cnn, densenet40, densenet100, wrn-16-2, wrn-28-2", DefaultValueFactory = _ => "shallow-cnn" };
     public Option<int> Epochs { get; } = new Option<int>("--epochs", "-e") { Description = "Training epochs" }.InRange(1, MaxEpochs);
-    public Option<int> BatchSize { get; } = new Option<int>("--batch-size", "-b") { Description = "Batch size (the paper: 256)", DefaultValueFactory = _ => defaultBatch }.InRange(1, MaxBatch);
+    public Option<int> BatchSize { get; } = new Option<int>("--batch-size", "-b") { Description = "Batch size (the paper's: 256)", DefaultValueFactory = _ => defaultBatch }.InRange(1, MaxBatch);
     public Option<int?> TrainLimit { get; } = new Option<int?>("--train-limit")
     {
-        Description = "Use a stratified subset of this many training images" + (defaultTrainLimit is int d and > 0 ? $" (default {d}; 0 = all)" : " (0 = all, the default)"),
+        Description = "Use a stratified subset of this many images of the training file, of which --val-fraction (stratified) is held out for validation, as --subset does; 0 = all",
         DefaultValueFactory = _ => defaultTrainLimit,
-    }.InRange(0);
-    public Option<int?> TestLimit { get; } = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many test images" }.InRange(1);
+    }.InRange(0).WhenAbsent(defaultTrainLimit is int d and > 0 ? $"{d}" : "0, all");
+    public Option<int?> TestLimit { get; } = new Option<int?>("--test-limit") { Description = "Use a stratified subset of this many test images" }
+        .InRange(1).WhenAbsent("all test images");
     public Option<int?> Subset { get; } = new Option<int?>("--subset")
-    { Description = "Use a stratified subset of this many images of the training file, from which a stratified --val-fraction is held out for validation (instead of --train-limit and the file's last part)" }.InRange(2);
+    { Description = "Use a stratified subset of this many images of the training file, from which a stratified --val-fraction is held out for validation (instead of the file's last part); the same as --train-limit" }
+        .InRange(2).WhenAbsent("none");
     public Option<int?> ValEvery { get; } = new Option<int?>("--val-every")
-    { Description = "Also measure validation every N training steps within an epoch (for convergence curves)" }.InRange(1);
+    { Description = "Also measure validation every N training steps within an epoch (for convergence curves)" }.InRange(1).WhenAbsent("at epoch ends only");
     public Option<bool> Probe { get; } = new("--probe")
     { Description = "At every epoch end, record the gradient variance (the paper's d Σlogits/dθ and the loss's) on a fixed training batch into results.json" };
-    public Option<double> ValFraction { get; } = new Option<double>("--val-fraction") { Description = "Fraction held out for validation: the last part of the training file, or with --subset a stratified part of the subset", DefaultValueFactory = _ => 0.1 }.InRange(0, 1, minOpen: true, maxOpen: true);
-    public Option<int?> ImageSize { get; } = new Option<int?>("--image-size") { Description = "Resize images to N×N (default: native size)" }.InRange(1, MaxImageSize);
+    public Option<double> ValFraction { get; } = new Option<double>("--val-fraction") { Description = "Fraction held out for validation: the last part of the training file, or with --train-limit or --subset a stratified part of the subset", DefaultValueFactory = _ => 0.1 }.InRange(0, 1, minOpen: true, maxOpen: true);
+    public Option<int?> ImageSize { get; } = new Option<int?>("--image-size") { Description = "Resize images to N×N" }.InRange(1, MaxImageSize).WhenAbsent("the dataset's native size");
     public Option<bool> PaperResize { get; } = new("--paper-resize") { Description = "Resize to 72×72 as the paper's shallow CNN does" };
     public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "Train without random augmentation" };
     public Option<string> Optimizer { get; } = new("--optimizer") { Description = "adamw (tfa-style decay) or sgd (Nesterov, step schedule)", DefaultValueFactory = _ => "adamw" };
     public Option<double> WeightDecay { get; } = new Option<double>("--weight-decay") { Description = "Decoupled weight decay", DefaultValueFactory = _ => 1e-4 }.InRange(0, 1);
-    public Option<string?> InputNorm { get; } = new("--input-norm") { Description = "Norm on the model input (DenseNet), e.g. uan:k=10; a norm spec with the values and ranges of --norm" };
+    public Option<string?> InputNorm { get; } = new Option<string?>("--input-norm") { Description = "Norm on the model input (DenseNet), e.g. uan:k=10; a norm spec with the values and ranges of --norm" }
+        .WhenAbsent("none");
     public Option<string> OtherNorm { get; } = new("--other-norm")
     {
         Description = "Shallow CNN: norm of conv1, conv3, conv4. The paper's Keras BatchNorm is bn:eps=1e-3,momentum=0.01, whose running " +
@@ -49,7 +52,7 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         DefaultValueFactory = _ => DefaultOtherNorm,
     };
     public Option<string> Device { get; } = new("--device") { Description = "Torch device: cpu, cuda or cuda:N (when this machine has it)", DefaultValueFactory = _ => "cpu" };
-    public Option<int?> Threads { get; } = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" }.InRange(1, MaxThreads);
+    public Option<int?> Threads { get; } = new Option<int?>("--threads") { Description = "libtorch intra-op threads" }.InRange(1, MaxThreads).WhenAbsent("libtorch's choice");
     public Option<string?> Out { get; } = new("--out", "-o") { Description = "Output folder" };
     public Option<bool> Snapshots { get; } = new("--snapshots")
     { Description = "Save latent-feature snapshots at 25/50/75/100% of the epochs and conv2 activations at the end, for 'uan figures'" };
@@ -80,10 +83,15 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         int? size = p.GetValue(PaperResize) ? 72 : p.GetValue(ImageSize);
         if (p.GetValue(PaperResize) && p.GetValue(ImageSize) is int s && s != 72)
             throw new ArgumentException("--paper-resize means 72×72; drop --image-size or --paper-resize");
+        // --train-limit N is a subset of N images of the training file with the validation part taken from it, as
+        // --subset N. RunConfig.TrainLimit (validation from the whole file, then N training images) is not used: it
+        // is what --train-limit meant before, and what the results.json of runs made with it say.
         int? trainLimit = p.GetValue(TrainLimit) is 0 ? null : p.GetValue(TrainLimit);
+        if (trainLimit == 1) throw new ArgumentException("--train-limit must be 0 (all images) or at least 2 (training and validation images), got '1'");
         int? subset = p.GetValue(Subset);
         if (subset is not null && trainLimit is not null)
             throw new ArgumentException("--subset and --train-limit exclude each other; give one");
+        subset ??= trainLimit;
         double val = p.GetValue(ValFraction);
         Devices.Resolve(p.GetValue(Device)!, "--device");
         string? inputNorm = p.GetValue(InputNorm);
@@ -92,7 +100,7 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         if (otherNorm is not null) Norms.Parse(otherNorm);
         return new RunConfig
         {
-            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, TrainLimit = trainLimit, Subset = subset,
+            Dataset = dataset, Model = model, Epochs = epochs, BatchSize = batch, Subset = subset,
             ValEvery = p.GetValue(ValEvery), Probe = p.GetValue(Probe),
             TestLimit = p.GetValue(TestLimit), ValidationFraction = val, ImageSize = size, Augment = !p.GetValue(NoAugment),
             Optimizer = optimizer, WeightDecay = p.GetValue(WeightDecay), InputNorm = inputNorm, OtherNorm = otherNorm, Device = p.GetValue(Device)!,

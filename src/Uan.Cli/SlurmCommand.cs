@@ -22,7 +22,7 @@ internal static partial class SlurmCommand
     {
         var options = new GridOptions();
         var tasks = new Option<int?>("--tasks", "--array-size")
-        { Description = "Array tasks, each a shard of the grid (default: one per run; at most the number of runs)" }.InRange(1, 100_000);
+        { Description = "Array tasks, each a shard of the grid (at most the number of runs)" }.InRange(1, 100_000).WhenAbsent("one per run");
         var time = new Option<string>("--time", "-t")
         { Description = "Time limit of each task, in Slurm's syntax (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S)", DefaultValueFactory = _ => DefaultTime };
         var termBefore = new Option<int>("--term-before")
@@ -30,8 +30,8 @@ internal static partial class SlurmCommand
             Description = "Seconds before the time limit at which Slurm sends SIGTERM to uan, which then saves and exits 143 (less than --time)",
             DefaultValueFactory = _ => DefaultTermBefore,
         }.InRange(1, 65_535);
-        var mem = new Option<string?>("--mem") { Description = "Memory per task, as sbatch takes it (e.g. 4G; default: the site's)" };
-        var partition = new Option<string?>("--partition", "-p") { Description = "Partition (default: the cluster's default)" };
+        var mem = new Option<string?>("--mem") { Description = "Memory per task, as sbatch takes it (e.g. 4G)" }.WhenAbsent("the site's");
+        var partition = new Option<string?>("--partition", "-p") { Description = "Partition" }.WhenAbsent("the cluster's default");
         var jobName = new Option<string>("--job-name") { Description = "Job name of the array (the report job adds -report)", DefaultValueFactory = _ => "uan-compare" };
         var submit = new Option<bool>("--submit") { Description = "Submit the array with sbatch, then the report job after it (--dependency=afterany)" };
         var command = new Command("slurm",

@@ -69,7 +69,7 @@ internal static partial class SlurmScript
         s.Append("#SBATCH --ntasks=1\n");
         Resources(s, request with { CpusPerTask = 1 }, ReportTime(request.Time));
         s.Append("#SBATCH --output=").Append(Path.Combine(logs, "report-%j.out")).Append('\n');
-        s.Append("exec ").Append(Join([.. uan, "report", "--plain", gridDir])).Append('\n');
+        s.Append("exec ").Append(Join([.. uan, "report", gridDir])).Append('\n');
         return s.ToString();
     }
 

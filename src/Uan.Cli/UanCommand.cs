@@ -15,23 +15,19 @@ public static class UanCommand
     /// <summary>Exit code for input the command cannot use.</summary>
     public const int BadInput = 2;
 
-    internal static readonly Option<bool> Quiet = new("--quiet", "-q")
-    { Description = "Print only results and errors (no progress)", Recursive = true };
+    internal static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "Print only results and errors (no progress)" };
     internal static readonly Option<bool> Plain = new("--plain")
-    { Description = "One log line per epoch instead of progress bars (the default when output is not a terminal)", Recursive = true };
-    internal static readonly Option<string?> DataDir = new("--data-dir")
-    { Description = $"Folder holding the datasets (default: ${DataLocator.EnvironmentVariable}, else the repository's data/)", Recursive = true };
+    { Description = "Log lines (two per epoch) instead of progress bars (the default when output is not a terminal)" };
+    internal static readonly Option<string?> DataDir = new Option<string?>("--data-dir") { Description = "Folder holding the datasets" }
+        .WhenAbsent($"${DataLocator.EnvironmentVariable}, else the repository's data/ when run from it, else ./data");
 
-    /// <summary>Parses and runs; returns the process exit code.</summary>
-    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    /// <summary>The command tree. --quiet, --plain and --data-dir are offered only where they change something.</summary>
+    internal static Command Build(Ui console)
     {
-        var console = new Ui(output ?? Console.Out, error ?? Console.Error);
         // A named Command rather than RootCommand, whose name would be the assembly's (Uan.Cli).
         var root = new Command("uan", "UAN for .NET: Unsupervised Adaptive Normalization, its baselines and the paper's experiments.");
-        root.Options.Add(new HelpOption());
         root.Options.Add(new VersionOption());
-        root.Options.Add(Quiet);
-        root.Options.Add(Plain);
+        // Also before the command (uan --data-dir DIR compare ...), as scripts give it.
         root.Options.Add(DataDir);
         root.Subcommands.Add(TrainCommand.Create(console));
         root.Subcommands.Add(CompareCommand.Create(console));
@@ -41,11 +37,26 @@ public static class UanCommand
         root.Subcommands.Add(FiguresCommand.Create(console));
         root.Subcommands.Add(DataCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
+        Command At(string path) => HelpText.Commands(root).Single(c => c.Path == path).Command;
+        // Progress bars: the training commands. Progress lines and logs (--quiet drops them): those and figures, bench,
+        // data fetch and make-syndigits. The data folder: whatever reads or writes datasets.
+        foreach (var path in new[] { "train", "compare", "adapt" }) At(path).Options.Add(Plain);
+        foreach (var path in new[] { "train", "compare", "adapt", "figures", "bench", "data fetch", "data make-syndigits" }) At(path).Options.Add(Quiet);
+        foreach (var path in new[] { "train", "compare", "adapt", "data list", "data fetch", "data make-syndigits" }) At(path).Options.Add(DataDir);
+        root.Options.Insert(0, HelpText.CreateHelpOption(root));
+        return root;
+    }
 
+    /// <summary>Parses and runs; returns the process exit code.</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var console = new Ui(output ?? Console.Out, error ?? Console.Error);
+        var root = Build(console);
         var parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        // --help answers even when the rest of the line is incomplete (uan report --help has no DIR).
+        if (parsed.Errors.Count > 0 && parsed.Action?.GetType() != root.Options.OfType<HelpOption>().Single().Action?.GetType())
         {
-            console.Error($"{string.Join("; ", parsed.Errors.Select(e => e.Message))} (see 'uan --help')");
+            console.Error(HelpText.ParseErrors(parsed));
             return BadInput;
         }
         console.Configure(parsed.GetValue(Quiet), parsed.GetValue(Plain));

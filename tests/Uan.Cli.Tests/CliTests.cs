@@ -31,6 +31,7 @@ public sealed class CliTests : IDisposable
     {
         var (code, output, err) = Uan(Tiny("compare", "--norm", "BN=bn", "--norm", "uan:k=2", "--seed", "1", "2"));
         Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
+        Assert.StartsWith("train 270, validation 30 (fraction 0.1 of the training set), test 200 images" + Environment.NewLine, output);
         foreach (var run in new[] { "BN-lr0.001-s1", "BN-lr0.001-s2", "UAN_k_2-lr0.001-s1", "UAN_k_2-lr0.001-s2" }
                      .Select(r => r.Replace("UAN_k_2", SafeLabel("uan:k=2"))))
         {
@@ -47,6 +48,10 @@ public sealed class CliTests : IDisposable
         Assert.Contains("reports no", md);
         Assert.NotEmpty(Directory.GetFiles(_dir, "*.png"));
         Assert.Contains("epoch 2/2", output);     // plain per-epoch lines when output is not a terminal
+        // Redirected output does not rely on a terminal to wrap: every line of the training part fits 80 columns
+        // (the report's Markdown tables follow; lines naming the output folder are as long as its path).
+        var training = output[..output.IndexOf("# UAN comparison report", StringComparison.Ordinal)];
+        Assert.All(training.Split(Environment.NewLine).Where(l => !l.Contains(_dir)), l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));
 
         // Running it again keeps the completed runs instead of training them again.
         var stamp = File.GetLastWriteTimeUtc(Path.Combine(_dir, "BN-lr0.001-s1", "results.json"));
@@ -64,7 +69,16 @@ public sealed class CliTests : IDisposable
     {
         var first = Uan(Tiny("train", "--norm", "uan:k=3"));
         Assert.True(first.Code == 0, first.Out + first.Err);
+        // --train-limit 300: the validation tenth is taken from the 300 images, as --subset 300 does.
+        Assert.StartsWith("train 270, validation 30 (fraction 0.1 of the training set), test 200 images" + Environment.NewLine, first.Out);
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json"))))
+        {
+            var config = json.RootElement.GetProperty("config");
+            Assert.Equal(300, config.GetProperty("subset").GetInt32());
+            Assert.False(config.TryGetProperty("trainLimit", out var limit) && limit.ValueKind != JsonValueKind.Null);
+        }
         Assert.Contains("completed: 2/2 epochs", first.Out);
+        Assert.All(first.Out.Split(Environment.NewLine).Where(l => !l.Contains(_dir)), l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));
         var again = Uan(Tiny("train", "--norm", "uan:k=3"));
         Assert.Equal(2, again.Code);
         Assert.Contains("already holds a run", again.Err);
@@ -72,8 +86,10 @@ public sealed class CliTests : IDisposable
             "--norm", "uan:k=3", "--resume"]);
         Assert.True(more.Code == 0, more.Out + more.Err);
         Assert.Contains("completed: 3/3 epochs", more.Out);
-        Assert.Single(more.Out.Split('\n'), l => l.Contains("epoch 3/3"));
+        // Epoch-end lines ("epoch 3/3: 12 s, ..."); a progress line of a slow machine ("epoch 3/3, step ...") is not one.
+        Assert.Single(more.Out.Split('\n'), l => l.Contains("epoch 3/3:"));
         Assert.DoesNotContain("epoch 1/3", more.Out);
+        Assert.DoesNotContain("epoch 2/3", more.Out);
     }
 
     [Fact]
@@ -96,7 +112,7 @@ public sealed class CliTests : IDisposable
     [InlineData("k must be an integer in 1..64, got '0'", "compare", "--norm", "BN=bn", "--norm", "uan:k=0")]
     [InlineData("--lr must be a number in (0, 10], got 'fast'", "compare", "--lr", "fast")]
     [InlineData("--epochs must be an integer in 1..100000, got '0'", "train", "--epochs", "0")]
-    [InlineData("Unrecognized command or argument '--bogus'", "train", "--bogus")]
+    [InlineData("unknown option '--bogus' for 'uan train'", "train", "--bogus")]
     public void BadInputIsOneLineAndExitCodeTwo(string expected, params string[] args)
     {
         var (code, output, err) = Uan([.. args, "--out", Path.Combine(_dir, "x")]);
@@ -145,10 +161,19 @@ public sealed class CliTests : IDisposable
     public void BenchLeafInputIsNamedInTheTable()
     {
         var (code, output, err) = Uan("bench", "--shape", "4x3x5x7", "--repeats", "1", "--reference-repeats", "0",
-            "--no-step", "--leaf-input", "--quiet");
+            "--no-step", "--leaf-input");
         Assert.True(code == 0, err);
         Assert.Contains("input: a leaf tensor (--leaf-input)", output);
         Assert.Contains("| 4x3x5x7 | UAN Paper K=3 | fused |", output);
+        // The progress lines name each layer's path as its table row does (GroupNorm and LayerNorm: native).
+        var rows = output.Split('\n').Where(l => l.StartsWith("| 4x3x5x7 |", StringComparison.Ordinal) && !l.Contains("| BatchNorm |")).ToList();
+        Assert.Equal(5, rows.Count);   // GroupNorm, LayerNorm and the three mixture norms, fused; the tensor-op path skipped
+        foreach (var row in rows)
+        {
+            var cells = row.Split('|', StringSplitOptions.TrimEntries);
+            Assert.Contains($"4x3x5x7: {cells[2]} ({cells[3]})", output);
+        }
+        Assert.Contains("4x3x5x7: LayerNorm (native)", output);
     }
 
     [Theory]

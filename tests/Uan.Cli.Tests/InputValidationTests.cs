@@ -52,6 +52,8 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("--threads must be an integer in 1..1024, got '0'", "train", "--threads", "0")]
     [InlineData("--image-size must be an integer in 1..1024, got '99999'", "train", "--image-size", "99999")]
     [InlineData("--train-limit must be an integer ≥ 0, got '-1'", "train", "--train-limit", "-1")]
+    [InlineData("--train-limit must be 0 (all images) or at least 2 (training and validation images), got '1'", "train", "--train-limit", "1")]
+    [InlineData("--subset and --train-limit exclude each other", "compare", "--train-limit", "500", "--subset", "500")]
     [InlineData("iters must be an integer in 0..100, got '-1'", "compare", "--norm", "mn:iters=-1")]
     [InlineData("--lr must be a number in (0, 10], got 'NaN'", "compare", "--lr", "0.01,NaN")]
     [InlineData("--seed must be an integer, got 'x'", "compare", "--seed", "1", "x")]
@@ -93,7 +95,9 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("--train must be an integer in 1..10000000, got '0'", "data", "make-syndigits", "--train", "0")]
     public void OtherCommandsRefuseOutOfRangeNumbers(string expected, params string[] args)
     {
-        var (code, _, err) = CliTests.Uan([.. args.Select(a => a == "DIR" ? _dir : a), "--data-dir", Path.Combine(_dir, "empty-data")]);
+        // --data-dir only where the command takes it (data make-syndigits): the data folder must stay empty.
+        string[] data = args[0] == "data" ? ["--data-dir", Path.Combine(_dir, "empty-data")] : [];
+        var (code, _, err) = CliTests.Uan([.. args.Select(a => a == "DIR" ? _dir : a), .. data]);
         AssertOneLine(code, err, expected);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_dir, "empty-data")));
     }
@@ -135,8 +139,8 @@ public sealed class InputValidationTests : IDisposable
         var (code, output, _) = CliTests.Uan("train", "--help");
         Assert.Equal(0, code);
         string flat = string.Join(" ", output.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries));
-        Assert.Contains("Learning rate (a number in (0, 10])", flat);
-        Assert.Contains("Decoupled weight decay (a number in [0, 1])", flat);
+        Assert.Contains("Learning rate; a number in (0, 10] (default: 0.001)", flat);
+        Assert.Contains("Decoupled weight decay; a number in [0, 1] (default: 0.0001)", flat);
         Assert.Contains("k: integer 1..64; eps: number in (0, 1]", flat);
     }
 

@@ -321,7 +321,7 @@ public sealed class ShardTests : IDisposable
         Assert.Contains($"#SBATCH --output={grid}/slurm/report-%j.out\n", report);
         Assert.Contains("#SBATCH --job-name=tiny-report\n", report);
         Assert.Contains("#SBATCH --cpus-per-task=1\n", report);
-        Assert.EndsWith($" report --plain {Path.GetFullPath(grid)}\n", report);
+        Assert.EndsWith($" report {Path.GetFullPath(grid)}\n", report);
         Assert.Contains("sbatch --dependency=afterany:<job id>", output);
     }
 

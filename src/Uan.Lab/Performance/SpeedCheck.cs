@@ -20,7 +20,10 @@ public sealed record SpeedCase(string Name, string Spec, bool Fused);
 public sealed record SpeedRow(string Shape, string Name, bool Fused, bool Backward, double Milliseconds,
     double BatchNormMilliseconds, double Ratio, double BestRatio, long? KeptBytes, double? KeptInputs);
 
-/// <summary>One training step of a model with a given norm against the same step with BatchNorm.</summary>
+/// <summary>
+/// One training step of a model with a given norm against the same step with BatchNorm: the median times (ms) and the
+/// median of the paired ratios (each step over the mean of the BatchNorm steps timed around it).
+/// </summary>
 public sealed record StepRow(string Model, string Norm, double Milliseconds, double BatchNormMilliseconds, double Ratio);
 
 /// <summary>
@@ -95,7 +98,7 @@ public static class SpeedCheck
         var allBn = new List<double>();
         foreach (var sc in cases)
         {
-            progress?.Report($"{shapeText}: {sc.Name} ({(sc.Fused ? "fused" : "tensor-op")})");
+            progress?.Report($"{shapeText}: {sc.Name} ({SpeedTable.PathOf(sc.Name, sc.Fused)})");
             int n = sc.Fused ? repeats : referenceRepeats;
             if (n == 0) continue;
             using var path = UanKernels.Use(sc.Fused);

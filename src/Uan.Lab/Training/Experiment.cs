@@ -187,12 +187,17 @@ public sealed class ComparisonGrid
     /// <see cref="RunFolder.DescribeHolder"/>). Stops early when <paramref name="cancel"/> fires; returns the results
     /// of the runs touched or kept. With <paramref name="shard"/>, only that shard's runs (index i mod N) are looked at.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="data"/>, when given, is the grid's data, loaded by the caller from <see cref="BaseConfig"/>
+    /// (and disposed by it); otherwise the data is loaded when the first run needs training.
+    /// </remarks>
     public IReadOnlyList<RunResults> Run(DataLocator locator, Action<int, RunConfig, string>? runStarting = null,
         IProgress<TrainProgress>? progress = null, Action<RunConfig, EpochMetrics>? epochFinished = null, CancellationToken cancel = default,
-        GridShard? shard = null)
+        GridShard? shard = null, ExperimentData? data = null)
     {
         var all = new List<RunResults>();
-        ExperimentData? data = null;
+        bool ownData = data is null;
+        bool modelsChecked = false;
         try
         {
             for (int i = 0; i < Runs.Count && !cancel.IsCancellationRequested; i++)
@@ -224,9 +229,10 @@ public sealed class ComparisonGrid
                     }
                     throw new ArgumentException($"{dir} holds a completed run with another configuration; use another output folder");
                 }
-                if (data is null)
+                data ??= ExperimentData.Load(config, locator);
+                if (!modelsChecked)
                 {
-                    data = ExperimentData.Load(config, locator);
+                    modelsChecked = true;
                     // Build every model of the grid once, so that a bad norm option fails now, not hours later.
                     foreach (var (c, _) in Runs.DistinctBy(r => (r.Config.Norm, r.Config.InputNorm)))
                         Experiment.ModelFor(c, data)().Dispose();
@@ -249,7 +255,7 @@ public sealed class ComparisonGrid
         }
         finally
         {
-            data?.Dispose();
+            if (ownData) data?.Dispose();
         }
         return all;
     }

@@ -60,7 +60,7 @@ public sealed class ExperimentData : IDisposable
         if (config.Subset is int subset)
         {
             if (subset < 2 || subset > full.Count)
-                throw new ArgumentException($"subset must lie in [2, {full.Count}] for {config.Dataset}, got {subset}");
+                throw new ArgumentException($"the subset of the training file (--subset, --train-limit) must lie in [2, {full.Count}] for {config.Dataset}, got {subset}");
             using var pool = full.StratifiedSubset(subset, SubsetSeed);
             (train, validation) = pool.StratifiedSplit(config.ValidationFraction, SubsetSeed);
         }

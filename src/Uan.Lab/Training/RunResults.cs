@@ -32,7 +32,12 @@ public sealed record RunConfig
     public string Optimizer { get; init; } = "adamw";
     /// <summary>Decoupled weight decay (1e-4 in the paper).</summary>
     public double WeightDecay { get; init; } = 1e-4;
-    /// <summary>Training images used (after the validation split), or null for all.</summary>
+    /// <summary>
+    /// Training images used, drawn (stratified) from what the validation split leaves of the training file, or null
+    /// for all. The validation part stays the file's last <see cref="ValidationFraction"/>, whatever the limit. The
+    /// command line's <c>--train-limit</c> set this before 0.1.0; it now sets <see cref="Subset"/>, so that the
+    /// validation part is taken from the images used.
+    /// </summary>
     public int? TrainLimit { get; init; }
     /// <summary>
     /// A stratified subset of this many images of the training file, from which a stratified

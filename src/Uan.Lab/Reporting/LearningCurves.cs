@@ -12,7 +12,9 @@ public sealed record CurveSeries(double[] Epochs, double[] Mean, double[] Min, d
 
 /// <summary>
 /// Learning-curve PNGs per (dataset, model): test accuracy and train loss against epoch, one line per group (mean over
-/// seeds) with a shaded min–max band when the group has several seeds.
+/// seeds) with a shaded min–max band when the group has several seeds; where runs recorded them, the training loss and
+/// accuracy per step (<see cref="EpochMetrics.TrainPoints"/>) with the validation curve
+/// (<see cref="EpochMetrics.ValPoints"/>) against the training step, and the validation curve alone.
 /// </summary>
 public sealed class LearningCurves
 {
@@ -85,9 +87,33 @@ public sealed class LearningCurves
     /// <summary>File suffix of the validation-curve figure (runs with validation points within epochs).</summary>
     public const string ValidationSuffix = "validation";
 
+    /// <summary>File suffix of the per-step figure (runs with training points within epochs).</summary>
+    public const string StepsSuffix = "steps";
+
     /// <summary>
-    /// Writes two PNGs per (dataset, model), and a third of the validation curves when runs measured validation within
-    /// epochs (<see cref="RunConfig.ValEvery"/>), into <paramref name="dir"/> (created if needed), each via a temporary
+    /// A training-step tick label a person can read: the integer below 1000 ("750"), thousands with a "k" and at most
+    /// one decimal from 1000 on ("1k", "2.5k", "12k"), millions with an "M" ("1.2M").
+    /// </summary>
+    public static string StepLabel(double step)
+    {
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        double a = Math.Abs(step);
+        return a < 1000 ? Math.Round(step).ToString("0", c)
+            : a < 1_000_000 ? (step / 1000).ToString("0.#", c) + "k"
+            : (step / 1_000_000).ToString("0.#", c) + "M";
+    }
+
+    /// <summary>Integer step ticks labelled by <see cref="StepLabel"/>, at most about 8 of them.</summary>
+    internal static void StepAxis(Plot plot) =>
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            IntegerTicksOnly = true, LabelFormatter = StepLabel, TargetTickCount = 8,
+        };
+
+    /// <summary>
+    /// Writes two PNGs per (dataset, model), a per-step one when runs recorded training points
+    /// (<see cref="EpochMetrics.TrainPoints"/>; results files from before them have none), and one of the validation
+    /// curves when runs measured validation within epochs (<see cref="RunConfig.ValEvery"/>), into <paramref name="dir"/> (created if needed), each via a temporary
     /// file and a rename, and returns their paths. Experiments with no finished epoch get no plot.
     /// </summary>
     public IReadOnlyList<string> Save(string dir)
@@ -106,6 +132,14 @@ public sealed class LearningCurves
                 AtomicFile.WriteAllBytes(path, png);
                 written.Add(path);
             }
+            var steps = RenderSteps(experiment.Key.Dataset, experiment.Key.Model, groups);
+            if (steps is not null)
+            {
+                var path = Path.Combine(dir,
+                    $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{StepsSuffix}.png");
+                AtomicFile.WriteAllBytes(path, steps);
+                written.Add(path);
+            }
             var validation = RenderValidation(experiment.Key.Dataset, experiment.Key.Model, groups);
             if (validation is not null)
             {
@@ -119,16 +153,62 @@ public sealed class LearningCurves
     }
 
     /// <summary>
+    /// Training loss and accuracy per step (the windowed means of <see cref="EpochMetrics.TrainPoints"/>, solid), with
+    /// the validation loss and accuracy (dashed, same colour) where the runs measured them within epochs, against the
+    /// training step: one panel for the loss, one for the accuracy, mean over seeds with a min–max band, legend right
+    /// of the axes. Null when no run has training points.
+    /// </summary>
+    private byte[]? RenderSteps(string dataset, string model, IReadOnlyList<RunGroup> groups)
+    {
+        if (!groups.Any(g => g.Runs.Any(r => r.Results.Epochs.Any(e => e.TrainPoints is { Count: > 0 })))) return null;
+        var panels = new List<Plot?>();
+        foreach (var (title, yLabel, train, val) in new (string, string, Func<TrainPoint, double>, Func<ValPoint, double>)[]
+                 {
+                     ("loss", "loss (cross-entropy)", p => p.Loss, p => p.Loss),
+                     ("accuracy", "accuracy (%)", p => 100 * p.Accuracy, p => 100 * p.Accuracy),
+                 })
+        {
+            var plot = new Plot();
+            var palette = new ScottPlot.Palettes.Category10();
+            for (int i = 0; i < groups.Count; i++)
+            {
+                var epochs = groups[i].Runs.SelectMany(r => r.Results.Epochs).ToList();
+                string name = $"{groups[i].DisplayName} (n={groups[i].Runs.Count})";
+                bool band = groups[i].Runs.Count > 1;
+                var trainSeries = Aggregate(epochs.SelectMany(e => e.TrainPoints ?? []).Select(p => ((double)p.Step, train(p))));
+                if (trainSeries.Epochs.Length > 0)
+                    AddCurve(plot, trainSeries, palette.GetColor(i), $"{name} training", band);
+                var valSeries = Aggregate(epochs.SelectMany(e => e.ValPoints ?? []).Select(p => ((double)p.Step, val(p))));
+                if (valSeries.Epochs.Length > 0)
+                {
+                    AddCurve(plot, valSeries, palette.GetColor(i), $"{name} validation", band);
+                    if (plot.GetPlottables().OfType<ScottPlot.Plottables.Scatter>().LastOrDefault() is { } line)
+                        line.LinePattern = LinePattern.Dashed;
+                }
+            }
+            StudyFigures.Style(plot, title, "training step (batches since the start)", yLabel);
+            StepAxis(plot);
+            // Outside the data area: inside, the legend covers whichever curves reach its corner.
+            plot.ShowLegend(Edge.Right);
+            panels.Add(plot);
+        }
+        bool several = groups.Any(g => g.Runs.Count > 1);
+        return PanelGrid.Render(panels, 2, Width, Height,
+            $"{dataset} / {model}: training per step (window means, solid) and validation (dashed)" +
+            (several ? ", mean over seeds, band = min–max" : ""));
+    }
+
+    /// <summary>
     /// Validation accuracy and loss against the training step, from the runs' within-epoch validation points; null
     /// when no run has any.
     /// </summary>
     private byte[]? RenderValidation(string dataset, string model, IReadOnlyList<RunGroup> groups)
     {
         var panels = new List<Plot?>();
-        foreach (var (title, yLabel, value, legendAt) in new (string, string, Func<ValPoint, double>, Alignment)[]
+        foreach (var (title, yLabel, value) in new (string, string, Func<ValPoint, double>)[]
                  {
-                     ("validation accuracy", "validation accuracy (%)", p => 100 * p.Accuracy, Alignment.LowerRight),
-                     ("validation loss", "validation loss (cross-entropy)", p => p.Loss, Alignment.UpperRight),
+                     ("validation accuracy", "validation accuracy (%)", p => 100 * p.Accuracy),
+                     ("validation loss", "validation loss (cross-entropy)", p => p.Loss),
                  })
         {
             var plot = new Plot();
@@ -145,8 +225,9 @@ public sealed class LearningCurves
                     band: groups[i].Runs.Count > 1);
             }
             if (!any) return null;
-            StudyFigures.Style(plot, title, "training step", yLabel);
-            plot.ShowLegend(legendAt);
+            StudyFigures.Style(plot, title, "training step (batches since the start)", yLabel);
+            StepAxis(plot);
+            plot.ShowLegend(Edge.Right);
             panels.Add(plot);
         }
         bool several = groups.Any(g => g.Runs.Count > 1);

@@ -48,13 +48,16 @@ public sealed class ClassificationMetrics
     public double Loss => _count == 0 ? double.NaN : _lossSum / _count;
 
     /// <summary>Top-1 accuracy.</summary>
-    public double Accuracy
+    public double Accuracy => _count == 0 ? double.NaN : (double)Hits / _count;
+
+    /// <summary>Samples whose argmax prediction is the label (top-1 hits), so far.</summary>
+    public long Hits
     {
         get
         {
             long hits = 0;
             for (int c = 0; c < NumClasses; c++) hits += _confusion[c, c];
-            return _count == 0 ? double.NaN : (double)hits / _count;
+            return hits;
         }
     }
 

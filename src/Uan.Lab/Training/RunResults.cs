@@ -110,6 +110,13 @@ public sealed record EpochMetrics
     public bool IsBest { get; init; }
     /// <summary>Validation measured within the epoch, every <see cref="RunConfig.ValEvery"/> steps; null when not asked.</summary>
     public List<ValPoint>? ValPoints { get; init; }
+    /// <summary>
+    /// Training loss and accuracy within the epoch: the means over consecutive windows of
+    /// <see cref="Trainer.TrainPointWindow"/> steps (the last window of the epoch may be shorter), one point per window,
+    /// recorded always (not an option: it only reads numbers the training computes anyway). Null in results files
+    /// written before it existed.
+    /// </summary>
+    public List<TrainPoint>? TrainPoints { get; init; }
     /// <summary>Gradient variances at the epoch's end (<see cref="RunConfig.Probe"/>); null when not asked.</summary>
     public GradientSummary? Gradient { get; init; }
     /// <summary>The machine's 1-minute load average when the epoch ended (Linux), or null: the context of its wall times.</summary>
@@ -118,6 +125,16 @@ public sealed record EpochMetrics
 
 /// <summary>Validation accuracy and loss after <paramref name="Step"/> training steps of the run (counted from its start).</summary>
 public sealed record ValPoint(long Step, double Accuracy, double Loss);
+
+/// <summary>
+/// Training loss and accuracy over one window of training steps: the steps after the previous point of the same epoch
+/// (or the epoch's start) up to and including <paramref name="Step"/>, counted from the run's start as in
+/// <see cref="ValPoint"/>. Both are per-sample means in train mode on the augmented batches, as
+/// <see cref="EpochMetrics.TrainLoss"/> and <see cref="EpochMetrics.TrainAccuracy"/> are over the whole epoch: the loss
+/// is Σ (batch mean loss × batch size) / Σ batch size over the window's batches, the accuracy the top-1 hits over the
+/// window's samples.
+/// </summary>
+public sealed record TrainPoint(long Step, double Loss, double Accuracy);
 
 /// <summary>
 /// Max and mean over parameter tensors of the population variance of each tensor's gradient, for the paper's

@@ -86,6 +86,21 @@ public sealed class Trainer : IDisposable
     /// <summary>Device the model runs on.</summary>
     public Device Device { get; }
 
+    /// <summary>Points per epoch <see cref="TrainPointWindow"/> aims at when validation is not measured within epochs.</summary>
+    public const int TrainPointsPerEpoch = 25;
+
+    /// <summary>
+    /// Steps per window of <see cref="EpochMetrics.TrainPoints"/>: <see cref="RunConfig.ValEvery"/> when set, so the
+    /// training points fall on the same steps as the validation points; otherwise max(1, ⌊steps per epoch / 25⌋),
+    /// which gives 25 to 49 points per epoch of 25 steps or more (every step of a shorter one). Windows never span
+    /// two epochs, so an epoch's points depend on that epoch alone and a resumed run records the same points.
+    /// </summary>
+    public static long TrainPointWindow(RunConfig config, long stepsPerEpoch) =>
+        config.ValEvery is int every ? every : Math.Max(1, stepsPerEpoch / TrainPointsPerEpoch);
+
+    /// <summary>Tests: overrides <see cref="TrainPointWindow"/> (the training itself does not depend on it).</summary>
+    internal long? TrainPointWindowOverride { get; set; }
+
     /// <summary>Called after every finished epoch with its metrics (for logging).</summary>
     public event Action<EpochMetrics>? EpochFinished;
 
@@ -155,6 +170,11 @@ public sealed class Trainer : IDisposable
             Model.train();
             long step = 0, steps = loader.BatchesPerEpoch;
             var valPoints = Config.ValEvery is null ? null : new List<ValPoint>();
+            // Windowed means of the training loss and accuracy: read from numbers the step computes anyway.
+            long window = TrainPointWindowOverride ?? TrainPointWindow(Config, steps);
+            var trainPoints = new List<TrainPoint>();
+            double windowLoss = 0;
+            long windowCount = 0, windowHitsBefore = 0;
             foreach (var batch in loader.Epoch(epoch))
             {
                 using (batch)
@@ -184,6 +204,18 @@ public sealed class Trainer : IDisposable
                     _optimizer.step();
                     train.Add(logits.detach(), labels, lossValue);
                     step++;
+                    long batchSize = labels.shape[0];
+                    windowLoss += lossValue * batchSize;
+                    windowCount += batchSize;
+                    if (step % window == 0 || step == steps)
+                    {
+                        long hits = train.Hits;
+                        trainPoints.Add(new TrainPoint(epoch * steps + step, windowLoss / windowCount,
+                            (double)(hits - windowHitsBefore) / windowCount));
+                        windowLoss = 0;
+                        windowCount = 0;
+                        windowHitsBefore = hits;
+                    }
                     progress?.Report(new TrainProgress("train", epoch + 1, Config.Epochs, step, steps, train.Loss, train.Accuracy,
                         train.Count / trainClock.Elapsed.TotalSeconds));
                     // Eval mode without gradients or random numbers: the training it interrupts goes on unchanged.
@@ -215,6 +247,7 @@ public sealed class Trainer : IDisposable
                 TrainSeconds = trainClock.Elapsed.TotalSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds,
                 ImagesPerSecond = train.Count / trainClock.Elapsed.TotalSeconds, IsBest = isBest,
                 ValPoints = valPoints,
+                TrainPoints = trainPoints,
                 Gradient = Config.Probe ? ProbeGradients() : null,
                 LoadAverage = EnvironmentInfo.LoadAverage(),
             };

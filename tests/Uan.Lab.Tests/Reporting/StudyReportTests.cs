@@ -250,5 +250,39 @@ public class ValidationCurveTests
         SyntheticRuns.WriteGrid(tmp.Path);
         var summary = ReportWriter.Write(tmp.Path, tmp.File("report"));
         Assert.DoesNotContain(summary.PlotPaths, p => p.EndsWith(LearningCurves.ValidationSuffix + ".png", StringComparison.Ordinal));
+        // Nor, without training points (results files from before them), a per-step figure.
+        Assert.DoesNotContain(summary.PlotPaths, p => p.EndsWith(LearningCurves.StepsSuffix + ".png", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void RunsWithTrainingPointsGetAPerStepFigureLinkedFromTheReport()
+    {
+        using var tmp = new TempDir();
+        FakeStudy.Write(tmp.Path);
+        var grid = Path.Combine(tmp.Path, "g-b64");
+        foreach (var file in Directory.GetFiles(grid, RunRecord.FileName, SearchOption.AllDirectories))
+        {
+            var run = RunResults.Load(file);
+            var epochs = run.Epochs.Select(m => m with
+            {
+                TrainPoints = [.. Enumerable.Range(1, 4).Select(k => new TrainPoint(200 * (m.Epoch - 1) + 50 * k, 2.0 / (m.Epoch + k), 0.5))],
+            }).ToList();
+            (run with { Epochs = epochs }).Save(Path.GetDirectoryName(file)!);
+        }
+        var summary = ReportWriter.Write(grid, tmp.File("report"));
+        var name = LearningCurves.FilePrefix("fashion-mnist", "shallow-cnn") + LearningCurves.StepsSuffix + ".png";
+        var png = Assert.Single(summary.PlotPaths, p => Path.GetFileName(p) == name);
+        Assert.Equal((byte)0x89, File.ReadAllBytes(png)[0]);
+        Assert.Contains($"]({name})", File.ReadAllText(summary.ComparisonPath));
+    }
+
+    [Theory]
+    [InlineData(0, "0")]
+    [InlineData(750, "750")]
+    [InlineData(1000, "1k")]
+    [InlineData(2500, "2.5k")]
+    [InlineData(12000, "12k")]
+    [InlineData(187_500, "187.5k")]
+    [InlineData(1_200_000, "1.2M")]
+    public void StepTicksAreShortAndReadable(double step, string label) => Assert.Equal(label, LearningCurves.StepLabel(step));
 }

@@ -83,7 +83,13 @@ public class DurabilityTests(StraightRun straight) : IClassFixture<StraightRun>
     internal static Dictionary<string, float[]> Weights(nn.Module model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
 
-    private static EpochMetrics WithoutTimes(EpochMetrics m) => m with { TrainSeconds = 0, EvalSeconds = 0, ImagesPerSecond = 0, LoadAverage = null };
+    /// <summary>
+    /// The epoch's record without its wall times and machine load, and with its training points flattened into a
+    /// string (a list compares by reference), so records compare by value.
+    /// </summary>
+    private static (EpochMetrics Metrics, string TrainPoints) WithoutTimes(EpochMetrics m) =>
+        (m with { TrainSeconds = 0, EvalSeconds = 0, ImagesPerSecond = 0, LoadAverage = null, TrainPoints = null },
+         m.TrainPoints is null ? "none" : string.Join(";", m.TrainPoints.Select(p => FormattableString.Invariant($"{p.Step},{p.Loss:R},{p.Accuracy:R}"))));
 
     /// <summary>
     /// Killed at <paramref name="point"/> of epoch 2's commit, the folder holds <paramref name="committed"/> epochs in
@@ -100,6 +106,7 @@ public class DurabilityTests(StraightRun straight) : IClassFixture<StraightRun>
     public void AKillAtAnyPointOfTheCommitResumesToTheSameRun(string point, int committed, int last, int best)
     {
         Assert.True(straight.Results.Epochs[KilledEpoch - 1].IsBest, "the test needs a run whose killed epoch is a new best");
+        Assert.All(straight.Results.Epochs, m => Assert.NotEmpty(m.TrainPoints!));
         using var dir = new TempDir();
         var config = Config();
         using var data = Data(config);

@@ -93,6 +93,10 @@ public class StudyOptionsTests
         Assert.Equal([3L, 6, 9, 10], second.Epochs[0].ValPoints!.Select(p => p.Step));
         Assert.Equal([13L, 16, 19, 20], second.Epochs[1].ValPoints!.Select(p => p.Step));
         Assert.All(second.Epochs, m => Assert.Equal(m.ValAccuracy, m.ValPoints![^1].Accuracy));
+        // Training points fall on the validation points' steps when validation is measured within epochs, and on
+        // every step of these 10-step epochs otherwise.
+        Assert.All(second.Epochs, m => Assert.Equal(m.ValPoints!.Select(p => p.Step), m.TrainPoints!.Select(p => p.Step)));
+        Assert.Equal(Enumerable.Range(1, 10).Select(s => (long)s), first.Epochs[0].TrainPoints!.Select(p => p.Step));
         Assert.All(second.Epochs, m => Assert.True(m.Gradient!.PaperMax >= m.Gradient.PaperMean && m.Gradient.PaperMean > 0));
         if (File.Exists("/proc/loadavg")) Assert.All(second.Epochs, m => Assert.NotNull(m.LoadAverage));
 

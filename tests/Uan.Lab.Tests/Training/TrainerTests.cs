@@ -135,6 +135,11 @@ public class TrainerTests
             var resumed = trainer.Run(resume: true);
             Assert.Equal("completed", resumed.Status);
             Assert.Equal(straightResults.Epochs.Select(m => m.TestLoss), resumed.Epochs.Select(m => m.TestLoss));
+            // The training points of the epochs before the stop come back from results.json, the last epoch's are
+            // recorded after the resume: both as in the uninterrupted run.
+            for (int e = 0; e < 3; e++)
+                Assert.Equal(straightResults.Epochs[e].TrainPoints!, resumed.Epochs[e].TrainPoints!);
+            Assert.Equal(10, resumed.Epochs[2].TrainPoints!.Count);   // 640 images at batch 64: a point per step
             var weights = Weights(trainer.Model);
             Assert.Equal(straight.Keys.Order(), weights.Keys.Order());
             foreach (var (name, value) in straight) Assert.Equal(value, weights[name]);

@@ -22,7 +22,7 @@ internal static class AdaptCommand
         var paper = AdaMatchConfig.Paper;
         var source = new Option<string>("--source") { Description = "Labelled source dataset", DefaultValueFactory = _ => cpu.Source };
         var target = new Option<string>("--target")
-        { Description = "Unlabelled target dataset: any 10-class 3×32×32 dataset by name (syndigits, svhn)", DefaultValueFactory = _ => cpu.Target };
+        { Description = "Unlabelled target dataset: any 10-class 3×32×32 dataset by name (syndigits, mnistm-like, svhn)", DefaultValueFactory = _ => cpu.Target };
         var model = new Option<string>("--model", "-m")
         { Description = $"wrn-16-2 or wrn-28-2 (any wrn-D-K); default {cpu.Model}, --paper {paper.Model}" };
         var norm = new Option<string>("--norm", "-n")

@@ -132,7 +132,7 @@ public sealed record AdaMatchConfig
         "distribution alignment ratio = mean(p_src_w) / mean(p_tgt_w) over all elements (always 1: no alignment)",
         "pseudo-labels L2-normalised (not L1) and used unnormalised in the target cross-entropy",
         "lr decay and warm-up horizon T = 10 epochs of source batches, 10·(N_source / batch), whatever the run length",
-        "not reproduced: the declared but ineffective L2 regularisation is absent in both modes (as its effect); UAN's " +
+        "not reproduced: the declared but ineffective L2 regularisation is absent (as its effect); UAN's " +
         "reference EMA in eval needs --input-norm uan:k=2,mode=compat,compat-eval=true, and then only the last forward's " +
         "statistics of a step are applied; the reference's separate weak/strong shuffles are one shared order here",
     ];
@@ -173,7 +173,7 @@ public sealed record AdaMatchEpoch
     public double Warmup { get; init; }
     /// <summary>Mean total loss over the epoch's steps.</summary>
     public double TrainLoss { get; init; }
-    /// <summary>Mean source loss (weak + strong cross-entropy).</summary>
+    /// <summary>Mean source loss (official: ½·(weak + strong cross-entropy); keras, compat: their sum).</summary>
     public double SourceLoss { get; init; }
     /// <summary>Mean (masked) target loss.</summary>
     public double TargetLoss { get; init; }

@@ -6,8 +6,9 @@ namespace Uan.Lab.Adaptation;
 
 /// <summary>The parts of one AdaMatch loss evaluation; the tensors live in the caller's dispose scope.</summary>
 /// <param name="Total">L = L_src + μ(t)·L_tgt (scalar, differentiable).</param>
-/// <param name="Source">L_src = CE(y, z_src_w) + CE(y, z_src_s) on the interpolated source logits (scalar).</param>
-/// <param name="Target">L_tgt = mean(mask · CE(ỹ, z_tgt_s)) (scalar).</param>
+/// <param name="Source">L_src on the interpolated source logits (scalar): CE(y, z_src_w) + CE(y, z_src_s), or half that
+/// in the official variant.</param>
+/// <param name="Target">L_tgt = mean(mask · CE(ỹ, z_tgt_s)) (scalar), with ỹ's argmax in the official variant.</param>
 /// <param name="Mask">Relative-confidence mask over the target rows, float 0/1 [B_t].</param>
 /// <param name="PseudoLabels">ỹ, the aligned pseudo-labels of the weak target images [B_t, classes] (no gradient).</param>
 /// <param name="SourceWeakLogits">Interpolated logits of the weak source images [B_s, classes] (for training accuracy).</param>

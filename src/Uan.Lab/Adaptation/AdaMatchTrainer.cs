@@ -24,11 +24,12 @@ public readonly record struct AdaMatchStep(double Loss, double SourceLoss, doubl
     double EvalLogitScale = double.NaN, double GradNorm = double.NaN);
 
 /// <summary>
-/// AdaMatch training (spec Part B §4.3), one readable step: forward pass 1 on concat[src_w, src_s, tgt_w, tgt_s] in
-/// train mode, forward pass 2 on concat[src_w, src_s] in eval mode (BatchNorm on its running statistics; gradients
-/// flow through both passes, as in the reference's tape), random logit interpolation, distribution alignment,
-/// relative confidence mask, L = L_src + μ(t)·L_tgt (<see cref="AdaMatchMath"/>), Adam (ε = 1e-7, as Keras) with
-/// the cosine-decayed learning rate. After every epoch both test sets are evaluated in eval mode and the epoch is
+/// AdaMatch training (spec Part B §4.3), one readable step (<see cref="Step"/>) of the configured variant
+/// (<see cref="AdaMatchVariants"/>): two forward passes (official: the source images alone in train mode with the
+/// running statistics kept, then everything in train mode; keras and compat: everything in train mode, then the
+/// source images in eval mode; gradients flow through both), random logit interpolation, distribution alignment,
+/// relative confidence mask, L = L_src + μ(t)·L_tgt (<see cref="AdaMatchMath"/>; official: plus weight decay), Adam
+/// (ε = 1e-7, as Keras) with the cosine-decayed learning rate; the official variant evaluates an EMA of the weights. After every epoch both test sets are evaluated in eval mode and the epoch is
 /// committed through <see cref="RunFolder"/>: the epoch's rows are appended to steps.csv (with
 /// <see cref="LogSteps"/>), the last checkpoint is staged, results.json (the commit record) is replaced, then the
 /// staged checkpoint is renamed into place. The run folder is locked for the whole run; a resume finishes or undoes an

@@ -228,7 +228,26 @@ public sealed record AdaMatchResults : RunRecord
     }
 
     /// <summary>Reads a results file (or the one in a run folder); the error names the file when it is not valid.</summary>
-    public static AdaMatchResults Load(string path) => Load<AdaMatchResults>(path, "AdaMatch results file");
+    public static AdaMatchResults Load(string path)
+    {
+        var results = Load<AdaMatchResults>(path, "AdaMatch results file");
+        string file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        return WithLegacyVariant(results, File.ReadAllText(file));
+    }
+
+    /// <summary>
+    /// A results file written before the variants existed has no <c>config.variant</c>: its run was the Keras example
+    /// (<c>"compat": true</c>: the compat variant), not the official default it would otherwise read back as.
+    /// </summary>
+    internal static AdaMatchResults WithLegacyVariant(AdaMatchResults results, string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        if (!doc.RootElement.TryGetProperty("config", out var config) || config.ValueKind != JsonValueKind.Object ||
+            config.TryGetProperty("variant", out _))
+            return results;
+        bool compat = config.TryGetProperty("compat", out var c) && c.ValueKind == JsonValueKind.True;
+        return results with { Config = results.Config with { Variant = compat ? AdaMatchVariants.Compat : AdaMatchVariants.Keras } };
+    }
 }
 
 /// <summary>

@@ -22,7 +22,7 @@ internal static class AdaptCommand
         var paper = AdaMatchConfig.Paper;
         var source = new Option<string>("--source") { Description = "Labelled source dataset", DefaultValueFactory = _ => cpu.Source };
         var target = new Option<string>("--target")
-        { Description = "Unlabelled target dataset: any 10-class 3×32×32 dataset by name (syndigits, svhn)", DefaultValueFactory = _ => cpu.Target };
+        { Description = "Unlabelled target dataset: any 10-class 3×32×32 dataset by name (syndigits, mnistm-like, svhn)", DefaultValueFactory = _ => cpu.Target };
         var model = new Option<string>("--model", "-m")
         { Description = "wrn-16-2 or wrn-28-2 (any wrn-D-K)" }.WhenAbsent($"{cpu.Model}; with --paper {paper.Model}");
         var norm = new Option<string>("--norm", "-n")
@@ -40,7 +40,14 @@ internal static class AdaptCommand
         var seed = new Option<int>("--seed", "-s") { Description = "Seed", DefaultValueFactory = _ => 1 }.InRange(int.MinValue);
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads" }.InRange(1, RunOptions.MaxThreads).WhenAbsent("libtorch's choice");
         var device = new Option<string>("--device") { Description = "Torch device: cpu, cuda or cuda:N (when this machine has it)", DefaultValueFactory = _ => "cpu" };
-        var compat = new Option<bool>("--compat") { Description = "Reproduce the reference notebook's AdaMatch deviations (no-op alignment, L2 pseudo-labels, 10-epoch horizon)" };
+        var variant = new Option<string>("--variant")
+        {
+            Description = "AdaMatch variant: official (google-research/adamatch: train-mode source pass with statistics restored, " +
+                          "moving class distributions, hard pseudo-labels, ½ source loss, weight decay 0.001, EMA of the weights evaluated), " +
+                          "keras (the Keras example) or compat (keras with the reference notebook's deviations)",
+            DefaultValueFactory = _ => cpu.Variant,
+        };
+        var compat = new Option<bool>("--compat") { Description = "Alias of --variant compat" };
         var paperOption = new Option<bool>("--paper") { Description = "The paper's configuration: WRN-28-2, batch 64 + 192, Keras BatchNorm, lr 0.03 cosine, 100 full epochs (GPU-sized)" };
         var noFlip = new Option<bool>("--no-weak-flip") { Description = "No weak augmentation (the reference flips, which mirrors digits)" };
         var sourceLimit = new Option<int?>("--source-limit") { Description = "Use a stratified subset of this many source training images" }.InRange(1).WhenAbsent("all");
@@ -54,7 +61,7 @@ internal static class AdaptCommand
 
         var command = new Command("adapt", "Domain adaptation with AdaMatch (source → target); writes results.json and a checkpoint per epoch.");
         foreach (var o in new Option[] { source, target, model, norm, inputNorm, epochs, steps, sourceBatch, multiplier, lr, horizon, seed,
-                     threads, device, compat, paperOption, noFlip, sourceLimit, targetLimit, testLimit, timeSteps, resume, probe, stepLog, output })
+                     threads, device, variant, compat, paperOption, noFlip, sourceLimit, targetLimit, testLimit, timeSteps, resume, probe, stepLog, output })
             command.Options.Add(o);
 
         command.SetAction(p => UanCommand.Guard(ui, () =>
@@ -78,7 +85,7 @@ internal static class AdaptCommand
                 Seed = p.GetValue(seed),
                 Threads = p.GetValue(threads),
                 Device = p.GetValue(device)!,
-                Compat = p.GetValue(compat),
+                Variant = VariantOf(p.GetValue(variant)!, p.GetResult(variant) is { Implicit: false }, p.GetValue(compat)),
                 WeakFlip = !p.GetValue(noFlip),
                 SourceLimit = p.GetValue(sourceLimit),
                 TargetLimit = p.GetValue(targetLimit),
@@ -107,8 +114,8 @@ internal static class AdaptCommand
 
             string label = config.InputNorm is null ? Short(config.Norm) : $"{Short(config.Norm)}+in-{Short(config.InputNorm)}";
             string dir = p.GetValue(output) ?? Path.Combine("runs", "adapt",
-                $"{config.Source}-{config.Target}-{config.Model}-{label}{(config.Compat ? "-compat" : "")}-s{config.Seed}");
-            ui.Info($"AdaMatch {config.Source} → {config.Target}: {config.Model}, norm {config.Norm}, input " +
+                $"{config.Source}-{config.Target}-{config.Model}-{label}{(config.Official ? "" : "-" + config.Variant)}-s{config.Seed}");
+            ui.Info($"AdaMatch ({config.Variant}) {config.Source} → {config.Target}: {config.Model}, norm {config.Norm}, input " +
                     (config.InputNorm ?? "×1/255") + string.Create(inv,
                         $", batch {config.SourceBatch} + {config.TargetBatch}, lr {config.LearningRate} cosine to {config.LrAlpha:P0}, {config.Epochs} epochs, seed {config.Seed} → {dir}"));
             ui.Info(config.WeakFlip
@@ -152,7 +159,19 @@ internal static class AdaptCommand
         return command;
     }
 
-    static string Short(string spec) => Norms.Parse(spec).Kind;
+    /// <summary>The variant of --variant, with --compat as an alias of --variant compat; a contradiction is an error.</summary>
+    internal static string VariantOf(string given, bool explicitlyGiven, bool compatFlag)
+    {
+        var v = given.Trim().ToLowerInvariant();
+        if (!AdaMatchVariants.All.Contains(v))
+            throw new ArgumentException($"--variant: unknown variant '{given}'; accepted: {string.Join(", ", AdaMatchVariants.All)}");
+        if (!compatFlag) return v;
+        if (explicitlyGiven && v != AdaMatchVariants.Compat)
+            throw new ArgumentException($"--compat is an alias of --variant compat and contradicts --variant {v}; give one of them");
+        return AdaMatchVariants.Compat;
+    }
+
+    static string Short(string spec) => Lab.Models.InputNorms.Kind(spec);
 
     static long ModelCount(AdaMatchTrainer t) => Lab.Models.ModelFactory.CountParameters(t.Model);
 

@@ -23,6 +23,7 @@ internal static class DataCommand
         command.Subcommands.Add(list);
         command.Subcommands.Add(FetchCommand(ui));
         command.Subcommands.Add(MakeSynDigitsCommand(ui));
+        command.Subcommands.Add(MakeMnistMLikeCommand(ui));
         return command;
     }
 
@@ -47,6 +48,33 @@ internal static class DataCommand
             var result = SynDigits.Make(locator.DataDir, p.GetValue(train), p.GetValue(test), p.GetValue(seed),
                 log: new SyncProgress<string>(ui.Info));
             if (ui.Quiet) ui.Result(result.ToString());   // otherwise the log already ended with it
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command MakeMnistMLikeCommand(Ui ui)
+    {
+        var seed = new Option<int>("--seed")
+        { Description = "Seed of the textures (the same seed and digits give identical images)", DefaultValueFactory = _ => MnistMLike.DefaultSeed }.InRange(int.MinValue);
+        var source = new Option<string>("--source")
+        { Description = "Digits to blend: mnist (60,000 + 10,000) or mnist-subset (the embedded 10,000 + 2,000)", DefaultValueFactory = _ => "mnist" };
+        var command = new Command("make-mnistm-like",
+            "Make mnistm-like: every MNIST digit padded to 32×32 and blended with its own procedural colour texture, " +
+            "|texture − digit| as MNIST-M, into <data-dir>/mnistm-like as IDX .gz files with metadata.json and preview.png.");
+        command.Options.Add(seed);
+        command.Options.Add(source);
+        command.SetAction(p => UanCommand.Guard(ui, () =>
+        {
+            string from = p.GetValue(source)!.Trim().ToLowerInvariant();
+            if (from is not ("mnist" or "mnist-subset"))
+                throw new ArgumentException($"--source: '{from}' is not mnist or mnist-subset");
+            var locator = UanCommand.Locator(p);
+            using var folder = OutputFolder.Claim(locator.DataDir, "--data-dir");
+            using var train = locator.Load(from, train: true);
+            using var test = locator.Load(from, train: false);
+            var result = MnistMLike.Make(locator.DataDir, train, test, from, p.GetValue(seed), new SyncProgress<string>(ui.Info));
+            if (ui.Quiet) ui.Result(result.ToString());
             return 0;
         }));
         return command;

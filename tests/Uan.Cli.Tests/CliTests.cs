@@ -256,6 +256,7 @@ public sealed class CliTests : IDisposable
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));
         Assert.Equal("adamatch", json.RootElement.GetProperty("kind").GetString());
         Assert.Equal("completed", json.RootElement.GetProperty("status").GetString());
+        Assert.Equal("official", json.RootElement.GetProperty("config").GetProperty("variant").GetString());
         var epoch = json.RootElement.GetProperty("epochs")[0];
         Assert.Equal(20, epoch.GetProperty("targetTest").GetProperty("count").GetInt64());
         Assert.True(File.Exists(Path.Combine(_dir, "last.ckpt")));
@@ -279,6 +280,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--model", "densenet40")]
     [InlineData("--source-batch", "0")]
     [InlineData("--norm", "bogus")]
+    [InlineData("--variant", "bogus")]
+    [InlineData("--input-norm", "std:k=2")]
     public void AdaptRejectsBadInputWithOneLineAndExitCode2(string option, string value)
     {
         var (code, _, err) = Uan("adapt", "--source", "mnist-subset", "--target", "mnist-subset", option, value, "--out", _dir);
@@ -288,10 +291,21 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void AdaptCompatSaysWhichDeviationsAreActive()
+    public void AdaptCompatContradictingVariantIsRefused()
+    {
+        var (code, _, err) = Uan("adapt", "--compat", "--variant", "keras", "--source", "mnist-subset", "--target", "mnist-subset", "--out", _dir);
+        Assert.Equal(UanCommand.BadInput, code);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.StartsWith("uan: --compat is an alias of --variant compat", err);
+    }
+
+    [Theory]
+    [InlineData("--compat")]
+    [InlineData("--variant=compat")]
+    public void AdaptCompatSaysWhichDeviationsAreActive(string option)
     {
         // SVHN is not in the empty data folder: the run stops at loading, after the compat notes.
-        var (code, output, _) = Uan("adapt", "--compat", "--source", "mnist-subset", "--target", "svhn",
+        var (code, output, _) = Uan("adapt", option, "--source", "mnist-subset", "--target", "svhn",
             "--data-dir", Path.Combine(_dir, "no-data"), "--out", _dir);
         Assert.Equal(UanCommand.BadInput, code);
         Assert.Contains("compat: reference-notebook deviations active", output);

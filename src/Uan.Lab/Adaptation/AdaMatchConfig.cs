@@ -21,7 +21,11 @@ public sealed record AdaMatchConfig
     public string Model { get; init; } = "wrn-16-2";
     /// <summary>Spec of every internal norm of the network.</summary>
     public string Norm { get; init; } = CpuBatchNorm;
-    /// <summary>Norm on the raw 0–255 input (the paper's AdaMatch+UAN: <c>uan:k=2</c>), or null to scale by 1/255.</summary>
+    /// <summary>
+    /// Norm on the raw 0–255 input (the paper's AdaMatch+UAN: <c>uan:k=2</c>; <c>std</c>: fixed per-channel
+    /// standardisation with the source training set's statistics, <see cref="InputStandardization"/>), or null to scale
+    /// by 1/255.
+    /// </summary>
     public string? InputNorm { get; init; }
     /// <summary>Epochs.</summary>
     public int Epochs { get; init; } = 10;
@@ -51,8 +55,19 @@ public sealed record AdaMatchConfig
     public long? HorizonSteps { get; init; }
     /// <summary>Relative confidence factor τ.</summary>
     public double Tau { get; init; } = AdaMatchMath.DefaultTau;
-    /// <summary>Reproduce the reference notebook's alignment (ratio over all elements, L2 pseudo-labels) and horizon.</summary>
-    public bool Compat { get; init; }
+    /// <summary>
+    /// Which AdaMatch: <see cref="AdaMatchVariants.Official"/> (default; google-research/adamatch,
+    /// domain_adaptation/adamatch.py), <see cref="AdaMatchVariants.Keras"/> (the Keras example as this project followed
+    /// it before the variants existed) or <see cref="AdaMatchVariants.Compat"/> (the Keras example with the reference
+    /// notebook's deviations, <see cref="CompatNotes"/>). What each does: <see cref="AdaMatchVariants"/>.
+    /// </summary>
+    public string Variant { get; init; } = AdaMatchVariants.Official;
+    /// <summary>True for <see cref="AdaMatchVariants.Compat"/>: the reference notebook's alignment and horizon.</summary>
+    [JsonIgnore]
+    public bool Compat => Variant == AdaMatchVariants.Compat;
+    /// <summary>True for <see cref="AdaMatchVariants.Official"/>.</summary>
+    [JsonIgnore]
+    public bool Official => Variant == AdaMatchVariants.Official;
     /// <summary>Weak augmentation = random horizontal flip (the reference's); false = no weak augmentation.</summary>
     public bool WeakFlip { get; init; } = true;
     /// <summary>RandAugment operations per image of the strong augmentation.</summary>
@@ -93,7 +108,7 @@ public sealed record AdaMatchConfig
         if (ModelFactory.ParseWideResNet(Model) is null)
             throw new ArgumentException($"AdaMatch: model must be wrn-D-K (wrn-16-2, wrn-28-2), got '{Model}'");
         Norms.Parse(Norm);
-        if (InputNorm is not null) Norms.Parse(InputNorm);
+        if (InputNorm is not null) InputNorms.Parse(InputNorm);
         if (Epochs <= 0) throw new ArgumentException($"epochs must be positive, got {Epochs}");
         if (StepsPerEpoch is <= 0) throw new ArgumentException($"steps per epoch must be positive, got {StepsPerEpoch}");
         if (SourceBatch <= 0) throw new ArgumentException($"source batch must be positive, got {SourceBatch}");
@@ -107,6 +122,8 @@ public sealed record AdaMatchConfig
         if (SourceLimit is <= 0 || TargetLimit is <= 0 || TestLimit is <= 0) throw new ArgumentException("limits must be positive");
         if (EvalBatch <= 0) throw new ArgumentException($"eval batch must be positive, got {EvalBatch}");
         if (Threads is <= 0) throw new ArgumentException($"threads must be positive, got {Threads}");
+        if (!AdaMatchVariants.All.Contains(Variant))
+            throw new ArgumentException($"variant must be one of {string.Join(", ", AdaMatchVariants.All)}, got '{Variant}'");
     }
 
     /// <summary>What <see cref="Compat"/> changes, and what it does not reproduce, one line each.</summary>
@@ -115,7 +132,7 @@ public sealed record AdaMatchConfig
         "distribution alignment ratio = mean(p_src_w) / mean(p_tgt_w) over all elements (always 1: no alignment)",
         "pseudo-labels L2-normalised (not L1) and used unnormalised in the target cross-entropy",
         "lr decay and warm-up horizon T = 10 epochs of source batches, 10·(N_source / batch), whatever the run length",
-        "not reproduced: the declared but ineffective L2 regularisation is absent in both modes (as its effect); UAN's " +
+        "not reproduced: the declared but ineffective L2 regularisation is absent (as its effect); UAN's " +
         "reference EMA in eval needs --input-norm uan:k=2,mode=compat,compat-eval=true, and then only the last forward's " +
         "statistics of a step are applied; the reference's separate weak/strong shuffles are one shared order here",
     ];
@@ -156,7 +173,7 @@ public sealed record AdaMatchEpoch
     public double Warmup { get; init; }
     /// <summary>Mean total loss over the epoch's steps.</summary>
     public double TrainLoss { get; init; }
-    /// <summary>Mean source loss (weak + strong cross-entropy).</summary>
+    /// <summary>Mean source loss (official: ½·(weak + strong cross-entropy); keras, compat: their sum).</summary>
     public double SourceLoss { get; init; }
     /// <summary>Mean (masked) target loss.</summary>
     public double TargetLoss { get; init; }
@@ -211,5 +228,54 @@ public sealed record AdaMatchResults : RunRecord
     }
 
     /// <summary>Reads a results file (or the one in a run folder); the error names the file when it is not valid.</summary>
-    public static AdaMatchResults Load(string path) => Load<AdaMatchResults>(path, "AdaMatch results file");
+    public static AdaMatchResults Load(string path)
+    {
+        var results = Load<AdaMatchResults>(path, "AdaMatch results file");
+        string file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        return WithLegacyVariant(results, File.ReadAllText(file));
+    }
+
+    /// <summary>
+    /// A results file written before the variants existed has no <c>config.variant</c>: its run was the Keras example
+    /// (<c>"compat": true</c>: the compat variant), not the official default it would otherwise read back as.
+    /// </summary>
+    internal static AdaMatchResults WithLegacyVariant(AdaMatchResults results, string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        if (!doc.RootElement.TryGetProperty("config", out var config) || config.ValueKind != JsonValueKind.Object ||
+            config.TryGetProperty("variant", out _))
+            return results;
+        bool compat = config.TryGetProperty("compat", out var c) && c.ValueKind == JsonValueKind.True;
+        return results with { Config = results.Config with { Variant = compat ? AdaMatchVariants.Compat : AdaMatchVariants.Keras } };
+    }
+}
+
+/// <summary>
+/// The three AdaMatch variants of <see cref="AdaMatchConfig.Variant"/>. All share the data, the augmentations, the
+/// model, the Adam optimiser with Keras' cosine decay, the relative confidence threshold τ and the warm-up μ(t).
+/// <list type="bullet">
+/// <item><see cref="Official"/>: google-research/adamatch, domain_adaptation/adamatch.py, <c>loss_function</c> (lines
+/// 60–99): a train-mode pass on the source images alone whose BatchNorm statistics are restored (lines 62–64), a
+/// train-mode pass on source + target that updates them (lines 65–66), λ on the source-only logits (line 68),
+/// distribution alignment with an EMA (0.999) of the source class distribution and the mean of the last 128 target
+/// batches' (lines 49–50, 79–82, ε = 1e-6), hard pseudo-labels (line 87), source loss ½·(CE_weak + CE_strong) (lines
+/// 85–86), L2 weight decay 0.001·½Σ‖w‖² on conv and dense weights (lines 89, 91, 159), evaluation of an EMA (0.999)
+/// of the weights (line 41, 57–58, 110); see <see cref="AdaMatchMath"/>.</item>
+/// <item><see cref="Keras"/>: the Keras example: second pass on the source images in eval mode, per-batch alignment
+/// ratio of the class means (with ε = 1e-6), soft pseudo-labels, source loss CE_weak + CE_strong, no weight decay,
+/// evaluation of the trained weights.</item>
+/// <item><see cref="Compat"/>: <see cref="Keras"/> with the reference notebook's deviations
+/// (<see cref="AdaMatchConfig.CompatNotes"/>).</item>
+/// </list>
+/// </summary>
+public static class AdaMatchVariants
+{
+    /// <summary>The official AdaMatch (default).</summary>
+    public const string Official = "official";
+    /// <summary>The Keras example.</summary>
+    public const string Keras = "keras";
+    /// <summary>The Keras example with the reference notebook's deviations.</summary>
+    public const string Compat = "compat";
+    /// <summary>All variants, default first.</summary>
+    public static IReadOnlyList<string> All { get; } = [Official, Keras, Compat];
 }

@@ -24,11 +24,12 @@ public readonly record struct AdaMatchStep(double Loss, double SourceLoss, doubl
     double EvalLogitScale = double.NaN, double GradNorm = double.NaN);
 
 /// <summary>
-/// AdaMatch training (spec Part B §4.3), one readable step: forward pass 1 on concat[src_w, src_s, tgt_w, tgt_s] in
-/// train mode, forward pass 2 on concat[src_w, src_s] in eval mode (BatchNorm on its running statistics; gradients
-/// flow through both passes, as in the reference's tape), random logit interpolation, distribution alignment,
-/// relative confidence mask, L = L_src + μ(t)·L_tgt (<see cref="AdaMatchMath"/>), Adam (ε = 1e-7, as Keras) with
-/// the cosine-decayed learning rate. After every epoch both test sets are evaluated in eval mode and the epoch is
+/// AdaMatch training (spec Part B §4.3), one readable step (<see cref="Step"/>) of the configured variant
+/// (<see cref="AdaMatchVariants"/>): two forward passes (official: the source images alone in train mode with the
+/// running statistics kept, then everything in train mode; keras and compat: everything in train mode, then the
+/// source images in eval mode; gradients flow through both), random logit interpolation, distribution alignment,
+/// relative confidence mask, L = L_src + μ(t)·L_tgt (<see cref="AdaMatchMath"/>; official: plus weight decay), Adam
+/// (ε = 1e-7, as Keras) with the cosine-decayed learning rate; the official variant evaluates an EMA of the weights. After every epoch both test sets are evaluated in eval mode and the epoch is
 /// committed through <see cref="RunFolder"/>: the epoch's rows are appended to steps.csv (with
 /// <see cref="LogSteps"/>), the last checkpoint is staged, results.json (the commit record) is replaced, then the
 /// staged checkpoint is renamed into place. The run folder is locked for the whole run; a resume finishes or undoes an
@@ -55,6 +56,13 @@ public sealed class AdaMatchTrainer : IDisposable
     private readonly OptimizerHelper _optimizer;
     private readonly Parameter[] _parameters;
     private readonly List<UnsupervisedAdaptiveNorm> _uanLayers;
+    private readonly ClassDistributionTracker? _tracker;
+    private readonly WeightEma? _ema;
+    private readonly IReadOnlyList<Tensor> _decayed;
+    private readonly (string Name, Tensor Buffer)[] _statistics;
+    private readonly TorchSharp.Modules.BatchNorm[] _batchNorms;
+
+    static string Prefix(string moduleName) => moduleName.Length == 0 ? "" : moduleName + ".";
 
     /// <summary>Seeds torch, builds the model (a <see cref="WideResNet"/> on raw pixels unless <paramref name="createModel"/> is given) and Adam.</summary>
     public AdaMatchTrainer(AdaMatchConfig config, AdaMatchData data, string runDir, Func<nn.Module<Tensor, Tensor>>? createModel = null)
@@ -81,7 +89,32 @@ public sealed class AdaMatchTrainer : IDisposable
         _parameters = Model.parameters().Where(p => p.requires_grad).ToArray();
         _uanLayers = Model.modules().OfType<UnsupervisedAdaptiveNorm>().ToList();
         _optimizer = optim.Adam(_parameters, config.LearningRate, beta1: 0.9, beta2: 0.999, eps: 1e-7);
+        _decayed = config.Official ? AdaMatchMath.DecayedWeights(Model) : [];
+        _batchNorms = Model.named_modules().Where(m => m.module is TorchSharp.Modules.BatchNorm)
+            .Select(m => (TorchSharp.Modules.BatchNorm)m.module).ToArray();
+        var batchNormStats = Model.named_modules().Where(m => m.module is TorchSharp.Modules.BatchNorm)
+            .SelectMany(m => new[] { Prefix(m.name) + "running_mean", Prefix(m.name) + "running_var" }).ToHashSet();
+        _statistics = Model.named_buffers().Where(b => IsStatistic(b.name) && !batchNormStats.Contains(b.name))
+            .Select(b => (b.name, b.buffer)).ToArray();
+        if (config.Official)
+        {
+            _tracker = new ClassDistributionTracker(data.NumClasses, ScalarType.Float32, Device);
+            _ema = new WeightEma(Model);
+        }
+        foreach (var standardize in Model.modules().OfType<InputStandardization>())
+            if (!standardize.IsSet) standardize.SetFrom(data.SourceTrain, data.SourceBase);
     }
+
+    /// <summary>The running statistics a train-mode pass updates: BatchNorm's and UAN's running_mean, running_var, num_batches_tracked.</summary>
+    internal static bool IsStatistic(string bufferName) =>
+        bufferName.EndsWith("running_mean", StringComparison.Ordinal) || bufferName.EndsWith("running_var", StringComparison.Ordinal) ||
+        bufferName.EndsWith("num_batches_tracked", StringComparison.Ordinal);
+
+    /// <summary>The EMA of the weights the official variant evaluates (null for the other variants).</summary>
+    public WeightEma? WeightAverage => _ema;
+
+    /// <summary>The official variant's moving class distributions (null for the other variants).</summary>
+    public ClassDistributionTracker? ClassDistributions => _tracker;
 
     /// <summary>The <see cref="WideResNet"/> of <paramref name="config"/>, on raw 0–255 input.</summary>
     public static WideResNet CreateModel(AdaMatchConfig config, int inChannels = 3, int numClasses = 10)
@@ -142,6 +175,20 @@ public sealed class AdaMatchTrainer : IDisposable
     /// One optimisation step on prepared float batches (0–255 scale; source [B_s, C, H, W] weak and strong with int64
     /// labels, target [B_t, C, H, W] weak and strong) at global step <paramref name="step"/>. λ comes from the global
     /// generator. Leaves the model in train mode.
+    /// <para>
+    /// Official variant (google-research/adamatch, domain_adaptation/adamatch.py lines 60–110): pass 1 on
+    /// concat[src_w, src_s] in train mode, after which the running statistics are put back as they were (lines 62–64:
+    /// the official code saves all model variables and reassigns them); pass 2 on concat[src_w, src_s, tgt_w, tgt_s] in
+    /// train mode, whose statistics update stays (line 66); <see cref="AdaMatchMath.ComputeOfficial"/>; plus
+    /// <see cref="AdaMatchMath.OfficialWeightDecay"/>·½Σ‖w‖² (lines 89, 91); after the optimiser step the weight EMA is
+    /// updated (line 110). Keras and compat: pass 1 on everything in train mode, pass 2 on the source in eval mode,
+    /// <see cref="AdaMatchMath.Compute"/>.
+    /// </para>
+    /// <para>
+    /// Every variant adds each UAN layer's clustering term (spec option <c>cluster=</c>), weight × its mean negative
+    /// log-likelihood, from the train-mode pass over all images, as the classification trainer adds it to its loss.
+    /// The logged loss includes the weight decay and clustering terms; source and target losses do not.
+    /// </para>
     /// </summary>
     public AdaMatchStep Step(Tensor sourceWeak, Tensor sourceStrong, Tensor labels, Tensor targetWeak, Tensor targetStrong, long step)
     {
@@ -154,24 +201,65 @@ public sealed class AdaMatchTrainer : IDisposable
 
         _optimizer.zero_grad();
         Model.train();
-        var trainLogits = Model.call(all);
-        Model.eval();
-        var evalLogits = Model.call(source);
-        Model.train();
-        var loss = AdaMatchMath.Compute(trainLogits, evalLogits, y, mu, Config.Tau, Config.Compat);
-        double total = loss.Total.item<float>();
+        Tensor trainLogits, secondLogits;
+        AdaMatchLoss loss;
+        Tensor extra;
+        if (Config.Official)
+        {
+            // BatchNorm's running averages are kept by a momentum of 0 for this pass (running ← 1·running + 0·batch,
+            // exactly the old values): libtorch keeps them for the backward pass, so writing them back with copy_
+            // would break it. Every other statistic (UAN's running moments, the batch counters) is written back.
+            var saved = _statistics.Select(b => b.Buffer.clone()).ToArray();
+            var momenta = _batchNorms.Select(b => b.momentum).ToArray();
+            try
+            {
+                foreach (var b in _batchNorms) b.momentum = 0;
+                secondLogits = Model.call(source);
+            }
+            finally
+            {
+                for (int i = 0; i < _batchNorms.Length; i++) _batchNorms[i].momentum = momenta[i];
+            }
+            using (no_grad())
+                for (int i = 0; i < saved.Length; i++) _statistics[i].Buffer.copy_(saved[i]);
+            trainLogits = Model.call(all);
+            extra = ClusterTerm();
+            loss = AdaMatchMath.ComputeOfficial(trainLogits, secondLogits, y, mu, _tracker!, Config.Tau);
+            extra = extra + AdaMatchMath.OfficialWeightDecay * AdaMatchMath.WeightDecayPenalty(_decayed);
+        }
+        else
+        {
+            trainLogits = Model.call(all);
+            extra = ClusterTerm();
+            Model.eval();
+            secondLogits = Model.call(source);
+            Model.train();
+            loss = AdaMatchMath.Compute(trainLogits, secondLogits, y, mu, Config.Tau, Config.Compat);
+        }
+        var objective = loss.Total + extra;
+        double total = objective.item<float>();
         var result = new AdaMatchStep(total, loss.Source.item<float>(), loss.Target.item<float>(),
             loss.Mask.mean().item<float>(), lr, mu, loss.SourceWeakLogits.argmax(1).eq(y).sum().item<long>(),
             trainLogits.narrow(0, 0, source.shape[0]).detach().abs().mean().item<float>(),
-            evalLogits.detach().abs().mean().item<float>());
+            secondLogits.detach().abs().mean().item<float>());
         if (!double.IsFinite(total)) return result;
-        loss.Total.backward();
+        objective.backward();
         // One host sync for the whole norm, not one per tensor.
         var squares = _parameters.Where(p => p.grad is not null).Select(p => p.grad!.to(ScalarType.Float64).square().sum()).ToArray();
         result = result with { GradNorm = squares.Length == 0 ? 0 : stack(squares).sum().sqrt().item<double>() };
         foreach (var layer in _uanLayers) layer.ApplyReferenceUpdate();
         _optimizer.step();
+        _ema?.Update();
         return result;
+    }
+
+    /// <summary>Σ over UAN layers of weight × the clustering term of their last (train-mode) forward; 0 without one.</summary>
+    private Tensor ClusterTerm()
+    {
+        Tensor sum = zeros([], ScalarType.Float32, Device);
+        foreach (var layer in _uanLayers)
+            if (layer.ClusterLoss is Tensor cl) sum = sum + layer.Options.ClusterLossWeight * cl;
+        return sum;
     }
 
     /// <summary>
@@ -339,7 +427,7 @@ public sealed class AdaMatchTrainer : IDisposable
         }
         using var data = new AdaMatchData(Random(config.SourceBatch, 1), Random(classes, 2), Random(config.TargetBatch, 3),
             Random(classes, 4), config.WeakFlip, config.StrongOps, config.StrongMagnitude);
-        using var trainer = new AdaMatchTrainer(config with { StepsPerEpoch = null, Compat = false, HorizonSteps = steps + 1 }, data,
+        using var trainer = new AdaMatchTrainer(config with { StepsPerEpoch = null, HorizonSteps = steps + 1 }, data,
             Path.Combine(Path.GetTempPath(), "uan-adamatch-timing"));
         using var sourceAug = new Generator(5);
         using var targetAug = new Generator(6);
@@ -357,13 +445,17 @@ public sealed class AdaMatchTrainer : IDisposable
         return times;
     }
 
-    /// <summary>Loss, accuracy and macro P/R/F1 of the model (eval mode, no gradients) on a test split.</summary>
+    /// <summary>
+    /// Loss, accuracy and macro P/R/F1 of the model (eval mode, no gradients) on a test split; the official variant
+    /// evaluates the EMA of the weights (<see cref="WeightAverage"/>) in place of the trained ones.
+    /// </summary>
     public ClassificationMetrics Evaluate(ImageDataset split, DataPipeline pipeline, string phase = "eval", int epoch = 0,
         IProgress<TrainProgress>? progress = null)
     {
         var metrics = new ClassificationMetrics(_data.NumClasses);
         var loader = new BatchLoader(split, Config.EvalBatch, pipeline, shuffle: false, training: false);
         Model.eval();
+        using var averaged = _ema?.Swap();
         using var noGrad = no_grad();
         long step = 0;
         foreach (var batch in loader.Epoch(0))
@@ -417,6 +509,8 @@ public sealed class AdaMatchTrainer : IDisposable
         writer.Write(epoch);
         Model.save(writer);
         _optimizer.save_state_dict(writer);
+        _tracker?.Save(writer);
+        _ema?.Save(writer);
     }
 
     private int LoadCheckpoint(string path)
@@ -429,6 +523,8 @@ public sealed class AdaMatchTrainer : IDisposable
             int epoch = reader.ReadInt32();
             Model.load(reader);
             _optimizer.load_state_dict(reader);
+            _tracker?.Load(reader);
+            _ema?.Load(reader);
             return epoch;
         }
         catch (EndOfStreamException e)
@@ -441,6 +537,8 @@ public sealed class AdaMatchTrainer : IDisposable
     public void Dispose()
     {
         _optimizer.Dispose();
+        _tracker?.Dispose();
+        _ema?.Dispose();
         Model.Dispose();
     }
 }

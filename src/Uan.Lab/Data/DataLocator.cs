@@ -60,7 +60,7 @@ public sealed class DataLocator
 
     /// <summary>Identifiers of the known datasets.</summary>
     public static IReadOnlyList<string> KnownIds { get; } =
-        ["mnist-subset", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "syndigits", "tiny-imagenet"];
+        ["mnist-subset", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "syndigits", MnistMLike.FolderName, "tiny-imagenet"];
 
     /// <summary>
     /// The image shape and class count dataset <paramref name="id"/> has (what its reader returns), known without
@@ -70,7 +70,7 @@ public sealed class DataLocator
     public static (int Channels, int Classes, int Size)? KnownShape(string id) => id switch
     {
         "mnist-subset" or "mnist" or "fashion-mnist" => (1, 10, 28),
-        "cifar10" or "svhn" or "syndigits" => (3, 10, 32),
+        "cifar10" or "svhn" or "syndigits" or MnistMLike.FolderName => (3, 10, 32),
         "cifar100" => (3, 100, 32),
         "tiny-imagenet" => (3, 200, 64),
         _ => null,
@@ -125,6 +125,7 @@ public sealed class DataLocator
             "cifar100" => CifarReader.LoadCifar100(dir, train),
             "svhn" => SvhnReader.Load(dir, train),
             "syndigits" => SynDigitsReader.Load(dir, train),
+            MnistMLike.FolderName => MnistMLike.Load(dir, train),
             "tiny-imagenet" => TinyImageNetReader.Load(dir, train),
             _ => throw new ArgumentException($"unknown dataset '{id}'", nameof(id)),
         };
@@ -156,6 +157,10 @@ public sealed class DataLocator
                 dir => MissingFiles(dir, [SynDigits.ImagesFileName(true), SynDigits.LabelsFileName(true),
                     SynDigits.ImagesFileName(false), SynDigits.LabelsFileName(false)]),
                 "Render it: uan data make-syndigits (writes data/syndigits)."),
+            MnistMLike.FolderName => ("mnistm-like (MNIST digits on procedural colour textures)", [D(MnistMLike.FolderName)],
+                dir => MissingFiles(dir, [SynDigits.ImagesFileName(true), SynDigits.LabelsFileName(true),
+                    SynDigits.ImagesFileName(false), SynDigits.LabelsFileName(false)]),
+                "Make it: uan data make-mnistm-like (needs MNIST, uan data fetch mnist; writes data/mnistm-like)."),
             "tiny-imagenet" => ("Tiny ImageNet", [D("tiny-imagenet-200"), D("tiny-imagenet", "tiny-imagenet-200")],
                 dir => MissingFiles(dir, ["wnids.txt", "train", Path.Combine("val", "val_annotations.txt")]),
                 "Extract tiny-imagenet-200.zip into data/, giving data/tiny-imagenet-200."),

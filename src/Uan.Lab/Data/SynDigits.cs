@@ -519,22 +519,23 @@ public static class SynDigits
         return dirs.ToArray();
     }
 
-    private static void CheckTarget(string target)
+    internal static void CheckTarget(string target, string what = "SynDigits")
     {
         if (File.Exists(target))
-            throw new IOException($"'{target}' is a file; SynDigits is written as a folder there. Move it away and try again.");
+            throw new IOException($"'{target}' is a file; {what} is written as a folder there. Move it away and try again.");
         if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any()
             && !File.Exists(Path.Combine(target, MetadataFileName)))
-            throw new IOException($"'{target}' exists and does not hold SynDigits (no {MetadataFileName}); move it away and try again.");
+            throw new IOException($"'{target}' exists and does not hold {what} (no {MetadataFileName}); move it away and try again.");
     }
 
-    private static void MoveIntoPlace(string staging, string target)
+    /// <summary>Renames <paramref name="staging"/> to <paramref name="target"/>, replacing an earlier generated folder.</summary>
+    internal static void MoveIntoPlace(string staging, string target, string what = "SynDigits")
     {
-        CheckTarget(target);
+        CheckTarget(target, what);
         string? old = null;
         if (Directory.Exists(target))
         {
-            old = Path.Combine(Path.GetDirectoryName(target)!, $".{FolderName}.old-{Guid.NewGuid():N}");
+            old = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.old-{Guid.NewGuid():N}");
             Directory.Move(target, old);
         }
         try

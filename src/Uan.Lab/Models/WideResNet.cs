@@ -33,7 +33,9 @@ public sealed class WideResNet : nn.Module<Tensor, Tensor>
     /// <param name="inChannels">Input channels.</param>
     /// <param name="numClasses">Number of classes (logits).</param>
     /// <param name="norm">Spec of every internal norm (see <see cref="Uan.Norms"/>).</param>
-    /// <param name="inputNorm">Spec of a norm on the raw 0–255 input, or null to scale the input by 1/255.</param>
+    /// <param name="inputNorm">Spec of a norm on the raw 0–255 input (<see cref="InputNorms"/>: any norm spec, or
+    /// <c>std</c> for a fixed per-channel standardisation whose statistics the caller sets), or null to scale the input
+    /// by 1/255.</param>
     /// <param name="inputScale">Factor applied to the input when there is no input norm (1/255 for raw pixels).</param>
     /// <param name="name">Module name.</param>
     /// <exception cref="ArgumentException">An invalid depth, width, channel or class count, or norm spec.</exception>
@@ -57,10 +59,10 @@ public sealed class WideResNet : nn.Module<Tensor, Tensor>
         InChannels = inChannels;
         NumClasses = numClasses;
         Norm = Norms.Parse(norm).ToString();
-        InputNorm = inputNorm is null ? null : Norms.Parse(inputNorm).ToString();
+        InputNorm = inputNorm is null ? null : InputNorms.Parse(inputNorm);
         InputScale = inputNorm is null ? inputScale : 1;
 
-        input_norm = inputNorm is null ? nn.Identity() : Norms.Create(inputNorm, inChannels);
+        input_norm = inputNorm is null ? nn.Identity() : InputNorms.Create(inputNorm, inChannels);
         conv0 = nn.Conv2d(inChannels, 16, 3, padding: 1, bias: false);
         var list = new List<Block>();
         long width = 16;

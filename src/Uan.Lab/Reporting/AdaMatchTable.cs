@@ -19,17 +19,20 @@ public sealed record AdaMatchGroup(AdaMatchConfig Key, string Label, IReadOnlyLi
     /// <summary>
     /// "AdaMatch" for the default network (no input norm, the default BatchNorm), otherwise "AdaMatch + " the norm
     /// family under study (of the input norm when there is one, else of the norm) and the specs that differ from the
-    /// default: "AdaMatch + UAN (input uan:k=2)", "AdaMatch + MN (norm mn)".
+    /// default: "AdaMatch + UAN (input uan:k=2)", "AdaMatch + MN (norm mn)"; a variant other than official is named
+    /// after "AdaMatch": "AdaMatch [keras] + UAN (input uan:k=2)".
     /// </summary>
     public static string LabelOf(AdaMatchConfig config)
     {
         bool hasInput = !string.IsNullOrWhiteSpace(config.InputNorm);
         bool defaultNorm = string.Equals(config.Norm.Trim(), DefaultNorm, StringComparison.Ordinal);
-        if (!hasInput && defaultNorm) return "AdaMatch";
+        // The variant is named unless it is the default (official), so keras and official runs never share a label.
+        string name = config.Official ? "AdaMatch" : $"AdaMatch [{config.Variant}]";
+        if (!hasInput && defaultNorm) return name;
         var parts = new List<string>();
         if (hasInput) parts.Add($"input {config.InputNorm!.Trim()}");
         if (!defaultNorm) parts.Add($"norm {config.Norm.Trim()}");
-        return $"AdaMatch + {RunGroupKey.FamilyOf(hasInput ? config.InputNorm! : config.Norm)} ({string.Join(", ", parts)})";
+        return $"{name} + {RunGroupKey.FamilyOf(hasInput ? config.InputNorm! : config.Norm)} ({string.Join(", ", parts)})";
     }
 
     private static readonly string DefaultNorm = new AdaMatchConfig().Norm;

@@ -35,8 +35,9 @@ public class AdaMatchMathTests
     {
         using var scope = NewDisposeScope();
         var aligned = ToArray(AdaMatchMath.AlignDistribution(T(SourceProbs), T(TargetProbs)));
-        // Hand: source marginal (0.65, 0.25, 0.1), target marginal (0.2, 1.4/3, 1/3); ratio per class.
-        double[] ratio = { 0.65 / 0.2, 0.25 / (1.4 / 3), 0.1 / (1.0 / 3) };
+        // Hand: source marginal (0.65, 0.25, 0.1), target marginal (0.2, 1.4/3, 1/3); ratio per class, ε = 1e-6 on both sides.
+        const double e = 1e-6;
+        double[] ratio = { (0.65 + e) / (0.2 + e), (0.25 + e) / (1.4 / 3 + e), (0.1 + e) / (1.0 / 3 + e) };
         for (int i = 0; i < 3; i++)
         {
             double sum = 0;
@@ -137,12 +138,12 @@ public class AdaMatchMathTests
         double[][] pseudo;
         if (compat)
         {
-            double ratio = ps.SelectMany(r => r).Average() / pt.SelectMany(r => r).Average();
+            double ratio = (ps.SelectMany(r => r).Average() + 1e-6) / (pt.SelectMany(r => r).Average() + 1e-6);
             pseudo = pt.Select(r => { var s = r.Select(v => v * ratio).ToArray(); double n = Math.Sqrt(s.Sum(v => v * v)); return s.Select(v => v / n).ToArray(); }).ToArray();
         }
         else
         {
-            var ratio = Enumerable.Range(0, c).Select(j => ps.Average(r => r[j]) / pt.Average(r => r[j])).ToArray();
+            var ratio = Enumerable.Range(0, c).Select(j => (ps.Average(r => r[j]) + 1e-6) / (pt.Average(r => r[j]) + 1e-6)).ToArray();
             pseudo = pt.Select(r => { var s = r.Select((v, j) => v * ratio[j]).ToArray(); double n = s.Sum(); return s.Select(v => v / n).ToArray(); }).ToArray();
         }
         double threshold = tau * ps.Average(r => r.Max());

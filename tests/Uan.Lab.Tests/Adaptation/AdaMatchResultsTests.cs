@@ -36,4 +36,25 @@ public sealed class AdaMatchResultsTests : IDisposable
         Assert.Equal(run, read.Directory);
         Assert.Equal(results.Config, read.Results.Config);
     }
+
+    [Theory]
+    [InlineData("false", AdaMatchVariants.Keras)]
+    [InlineData("true", AdaMatchVariants.Compat)]
+    public void AFileWrittenBeforeTheVariantsReadsBackAsTheKerasExample(string compat, string variant)
+    {
+        var run = Path.Combine(_dir, "old");
+        new AdaMatchResults { Config = new AdaMatchConfig { Variant = AdaMatchVariants.Official } }.Save(run);
+        string path = Path.Combine(run, "results.json");
+        // What the file looked like then: a "compat" flag and no "variant".
+        string json = File.ReadAllText(path).Replace("\"variant\": \"official\"", $"\"compat\": {compat}");
+        Assert.DoesNotContain("variant", json);
+        File.WriteAllText(path, json);
+        var loaded = AdaMatchResults.Load(run);
+        Assert.Equal(variant, loaded.Config.Variant);
+        Assert.Equal($"AdaMatch [{variant}]", AdaMatchGroup.LabelOf(loaded.Config));
+        Assert.Equal("AdaMatch", AdaMatchGroup.LabelOf(new AdaMatchConfig()));
+        // Written now, the variant is kept.
+        new AdaMatchResults { Config = new AdaMatchConfig() }.Save(Path.Combine(_dir, "new"));
+        Assert.Equal(AdaMatchVariants.Official, AdaMatchResults.Load(Path.Combine(_dir, "new")).Config.Variant);
+    }
 }

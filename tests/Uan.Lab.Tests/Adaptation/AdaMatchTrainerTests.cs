@@ -117,8 +117,9 @@ public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable
         var (sw, ss, labels, tw, ts) = Batches(data);
 
         // Two trainers of one seed start from the same weights; one steps, the other redoes the step's passes by hand.
-        using var trainer = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "a"));
-        using var twin = new AdaMatchTrainer(Config(), data, Path.Combine(_dir, "b"));
+        var keras = Config() with { Variant = AdaMatchVariants.Keras };
+        using var trainer = new AdaMatchTrainer(keras, data, Path.Combine(_dir, "a"));
+        using var twin = new AdaMatchTrainer(keras, data, Path.Combine(_dir, "b"));
         manual_seed(7);
         var r = trainer.Step(sw, ss, labels, tw, ts, 5);
 
@@ -141,6 +142,143 @@ public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable
         Assert.Equal(MeanAbs(z2), r.EvalLogitScale, 4);
         Assert.Equal(Math.Sqrt(squares), r.GradNorm, 3);
         Assert.True(r.GradNorm > 0);
+    }
+
+    /// <summary>
+    /// Three official steps, each redone first by hand on the same model state (pass on the source alone in train mode,
+    /// running statistics put back, pass on everything in train mode, the same λ) and evaluated in double precision
+    /// from google-research/adamatch's definitions: the logged losses and mask rate, μ(t), the statistics the step
+    /// leaves, the moving class distributions over the steps and the EMA of the weights.
+    /// </summary>
+    [Fact]
+    public void OfficialStepsMatchADoublePrecisionReference()
+    {
+        using var data = Data();
+        var config = Config();
+        Assert.Equal(AdaMatchVariants.Official, config.Variant);
+        using var trainer = new AdaMatchTrainer(config, data, _dir);
+        using var scope = NewDisposeScope();
+        var (sw, ss, labels, tw, ts) = Batches(data);
+        var model = trainer.Model;
+        const int bs = 8, bt = 24, c = 10;
+        long[] y = labels.data<long>().ToArray();
+        var tracker = new AdaMatchOfficialMathTests.TrackerReference(c);
+        var state = model.state_dict();
+        var averaged = trainer.WeightAverage!.Names.ToList();
+        var ema = averaged.ToDictionary(n => n, n => new double[state[n].numel()]);
+        double Ce(long k, double[] logits) => -Math.Log(AdaMatchOfficialMathTests.Softmax(logits)[k]);
+        bool IsStatistic(string name) => name.EndsWith("running_mean") || name.EndsWith("running_var") || name.EndsWith("num_batches_tracked");
+
+        for (long step = 4; step < 7; step++)
+        {
+            var before = state.ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            manual_seed(100 + step);
+            model.train();
+            var kept = state.Where(kv => IsStatistic(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            var zb = AdaMatchOfficialMathTests.Rows(model.call(cat([sw, ss], 0)));
+            using (no_grad()) foreach (var (k, v) in kept) state[k].copy_(v);
+            var z = AdaMatchOfficialMathTests.Rows(model.call(cat([sw, ss, tw, ts], 0)));
+            var l = AdaMatchOfficialMathTests.Rows(rand(2 * bs, c));
+            var statisticsAfter = state.Where(kv => IsStatistic(kv.Key)).ToDictionary(kv => kv.Key, kv => AdaMatchOfficialMathTests.Vec(kv.Value.flatten()));
+            // Weight decay: ½Σw² over the conv and dense kernels (the parameters of dimension ≥ 2), before the step.
+            double decay = model.named_parameters().Where(p => p.name.EndsWith(".weight") && p.parameter.dim() >= 2)
+                .Sum(p => AdaMatchOfficialMathTests.Vec(p.parameter.flatten()).Sum(v => 0.5 * v * v));
+            using (no_grad()) foreach (var (k, v) in before) state[k].copy_(v);
+
+            manual_seed(100 + step);
+            var r = trainer.Step(sw, ss, labels, tw, ts, step);
+
+            double p = step / 12.0, mu = p <= 0.5 ? 0.5 - 0.5 * Math.Cos(Math.PI * p / 0.5) : 1;
+            var src = Enumerable.Range(0, 2 * bs).Select(i => Enumerable.Range(0, c).Select(j => z[i][j] + (zb[i][j] - z[i][j]) * l[i][j]).ToArray()).ToArray();
+            double xe = 0.5 * (Enumerable.Range(0, bs).Average(i => Ce(y[i], src[i])) + Enumerable.Range(0, bs).Average(i => Ce(y[i], src[bs + i])));
+            var ps = Enumerable.Range(0, bs).Select(i => AdaMatchOfficialMathTests.Softmax(src[i])).ToArray();
+            var pt = Enumerable.Range(0, bt).Select(i => AdaMatchOfficialMathTests.Softmax(z[2 * bs + i])).ToArray();
+            double threshold = 0.9 * ps.Average(row => row.Max());
+            var (avgS, avgT) = tracker.Update(Enumerable.Range(0, c).Select(j => ps.Average(row => row[j])).ToArray(),
+                Enumerable.Range(0, c).Select(j => pt.Average(row => row[j])).ToArray());
+            var pseudo = AdaMatchOfficialMathTests.AlignReference(pt, avgS, avgT);
+            var mask = pseudo.Select(row => row.Max() >= threshold ? 1.0 : 0.0).ToArray();
+            var hard = pseudo.Select(row => (long)Array.IndexOf(row, row.Max())).ToArray();
+            double xeu = Enumerable.Range(0, bt).Average(i => mask[i] * Ce(hard[i], z[2 * bs + bt + i]));
+
+            Assert.Equal(mu, r.Warmup, 12);
+            Assert.True(mu > 0);
+            Assert.Equal(xe, r.SourceLoss, 4);
+            Assert.Equal(xeu, r.TargetLoss, 4);
+            Assert.Equal(mask.Average(), r.MaskRate, 6);
+            Assert.Equal(xe + mu * xeu + 0.001 * decay, r.Loss, 4);
+            Assert.Equal(Enumerable.Range(0, bs).Count(i => Array.IndexOf(src[i], src[i].Max()) == y[i]), r.SourceCorrect);
+            foreach (var (k, v) in statisticsAfter)
+                Assert.True(v.Zip(AdaMatchOfficialMathTests.Vec(state[k].flatten())).All(q => Math.Abs(q.First - q.Second) < 1e-5), $"{k} after step {step}");
+            foreach (var n in averaged)
+            {
+                var v = AdaMatchOfficialMathTests.Vec(state[n].flatten());
+                for (int k = 0; k < v.Length; k++) ema[n][k] += 0.001 * (v[k] - ema[n][k]);
+            }
+        }
+        var source = AdaMatchOfficialMathTests.Vec(trainer.ClassDistributions!.SourceAverage);
+        var target = AdaMatchOfficialMathTests.Vec(trainer.ClassDistributions!.TargetAverage);
+        var (wantS, _) = (tracker.Source, 0);
+        var wantT = Enumerable.Range(0, c).Select(j => tracker.Window.Average(row => row[j])).ToArray();
+        for (int j = 0; j < c; j++)
+        {
+            Assert.Equal(wantS[j], source[j], 6);
+            Assert.Equal(wantT[j], target[j], 6);
+        }
+        double debias = 1 / (1 - (1 - 1e-6) * Math.Pow(0.999, 3));
+        foreach (var n in averaged)
+        {
+            var got = AdaMatchOfficialMathTests.Vec(trainer.WeightAverage!.Value(n).flatten());
+            Assert.True(got.Zip(ema[n]).All(q => Math.Abs(q.First - q.Second * debias) < 1e-4 * (1 + Math.Abs(q.Second * debias))), n);
+        }
+    }
+
+    /// <summary>A UAN layer's clustering term enters the loss with its weight, in every variant.</summary>
+    [Theory]
+    [InlineData(AdaMatchVariants.Official)]
+    [InlineData(AdaMatchVariants.Keras)]
+    public void TheClusterTermOfAUanLayerIsAddedWithItsWeight(string variant)
+    {
+        using var data = Data();
+        using var scope = NewDisposeScope();
+        var (sw, ss, labels, tw, ts) = Batches(data);
+        double LossWith(double weight)
+        {
+            string spec = FormattableString.Invariant($"uan:k=2,cluster={weight}");
+            using var trainer = new AdaMatchTrainer(Config() with { Variant = variant, InputNorm = spec }, data, Path.Combine(_dir, spec));
+            manual_seed(9);
+            return trainer.Step(sw, ss, labels, tw, ts, 4).Loss;
+        }
+        double plain = LossWith(0), one = LossWith(1), two = LossWith(2);
+        Assert.True(Math.Abs(one - plain) > 1e-3, $"cluster=1 changes nothing: {plain} vs {one}");
+        Assert.Equal(2 * (one - plain), two - plain, 2);
+    }
+
+    [Fact]
+    public void StdInputNormIsSetFromTheSourceTrainingSetAndFrozen()
+    {
+        using var data = Data();
+        using var trainer = new AdaMatchTrainer(Config() with { InputNorm = "std" }, data, _dir);
+        var std = Assert.Single(trainer.Model.modules().OfType<InputStandardization>());
+        // Source images as the network sees them (1×12×12 padded and tiled to 3×16×16), plain loops.
+        using var g = new Generator(0);
+        var x = data.SourceBase.Apply(data.SourceTrain.Images, false, g).to(ScalarType.Float64);
+        var flat = x.data<double>().ToArray();
+        long n = x.shape[0], ch = x.shape[1], hw = x.shape[2] * x.shape[3];
+        for (int c = 0; c < ch; c++)
+        {
+            double sum = 0, sq = 0;
+            for (long i = 0; i < n; i++) for (long k = 0; k < hw; k++) { double v = flat[(i * ch + c) * hw + k]; sum += v; sq += v * v; }
+            double mean = sum / (n * hw), sd = Math.Sqrt(sq / (n * hw) - mean * mean);
+            Assert.Equal(mean, AdaMatchOfficialMathTests.Vec(std.Mean)[c], 3);
+            Assert.Equal(sd, AdaMatchOfficialMathTests.Vec(std.Std)[c], 3);
+        }
+        using var scope = NewDisposeScope();
+        var (sw, ss, labels, tw, ts) = Batches(data);
+        var meanBefore = AdaMatchOfficialMathTests.Vec(std.Mean);
+        for (int i = 0; i < 2; i++) trainer.Step(sw, ss, labels, tw, ts, i);
+        Assert.Equal(meanBefore, AdaMatchOfficialMathTests.Vec(std.Mean));
+        Assert.Empty(std.parameters());
     }
 
     [Fact]

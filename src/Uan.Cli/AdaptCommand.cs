@@ -175,10 +175,12 @@ internal static class AdaptCommand
 
     static long ModelCount(AdaMatchTrainer t) => Lab.Models.ModelFactory.CountParameters(t.Model);
 
+    /// <summary>An epoch's log: three lines of at most 80 columns (time and schedule; losses; test accuracies).</summary>
     internal static string EpochLine(AdaMatchConfig c, AdaMatchEpoch m) => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {m.Epoch}/{c.Epochs}  loss {m.TrainLoss:F4} (source {m.SourceLoss:F4}, target {m.TargetLoss:F4}, mask {m.MaskRate:P0}, " +
-        $"μ {m.Warmup:F2}, lr {m.LearningRate:G3})  source test acc {m.SourceTest.Accuracy:P2} F1 {m.SourceTest.F1:P2}  " +
-        $"target test acc {m.TargetTest.Accuracy:P2} F1 {m.TargetTest.F1:P2}  {m.TrainSeconds + m.EvalSeconds:F0} s, {m.SecondsPerStep:F2} s/step");
+        $"epoch {m.Epoch}/{c.Epochs}: {m.TrainSeconds + m.EvalSeconds:F0} s, {m.SecondsPerStep:F2} s/step, lr {m.LearningRate:G3}, μ {m.Warmup:F2}\n" +
+        $"  loss {m.TrainLoss:F4} (source {m.SourceLoss:F4}, target {m.TargetLoss:F4}), mask {m.MaskRate:P0}\n" +
+        $"  source test acc {m.SourceTest.Accuracy:P2} (F1 {m.SourceTest.F1:P2}), " +
+        $"target {m.TargetTest.Accuracy:P2} (F1 {m.TargetTest.F1:P2})");
 
     static AdaMatchResults RunWithProgress(Ui ui, AdaMatchTrainer trainer, bool resume, CancellationToken token)
     {

@@ -251,6 +251,11 @@ public sealed class CliTests : IDisposable
         Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
         Assert.Contains("epoch 1/1", output);
         Assert.Contains("source test acc", output);
+        // The epoch's log is three lines that fit 80 columns.
+        var epochLog = output.Split('\n').SkipWhile(l => !l.StartsWith("epoch 1/1:")).Take(3).ToArray();
+        Assert.Equal(3, epochLog.Length);
+        Assert.All(epochLog, l => Assert.True(l.TrimEnd('\r').Length <= 80, l));
+        Assert.StartsWith("  source test acc ", epochLog[2]);
         Assert.Contains("paper: AdaMatch+UAN (SVHN, target)", output);
         Assert.Contains("not SVHN", output);
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));

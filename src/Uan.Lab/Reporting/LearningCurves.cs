@@ -123,31 +123,17 @@ public sealed class LearningCurves
         foreach (var experiment in Runs.Groups.GroupBy(g => (g.Key.Dataset, g.Key.Model)))
         {
             var groups = experiment.ToList();
-            foreach (var metric in Metrics)
+            void Write(byte[]? png, string suffix)
             {
-                var png = Render(experiment.Key.Dataset, experiment.Key.Model, groups, metric);
-                if (png is null) continue;
-                var path = Path.Combine(dir,
-                    $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{metric.FileSuffix}.png");
+                if (png is null) return;
+                var path = Path.Combine(dir, $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{suffix}.png");
                 AtomicFile.WriteAllBytes(path, png);
                 written.Add(path);
             }
-            var steps = RenderSteps(experiment.Key.Dataset, experiment.Key.Model, groups);
-            if (steps is not null)
-            {
-                var path = Path.Combine(dir,
-                    $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{StepsSuffix}.png");
-                AtomicFile.WriteAllBytes(path, steps);
-                written.Add(path);
-            }
-            var validation = RenderValidation(experiment.Key.Dataset, experiment.Key.Model, groups);
-            if (validation is not null)
-            {
-                var path = Path.Combine(dir,
-                    $"{FilePrefix(experiment.Key.Dataset, experiment.Key.Model)}{ValidationSuffix}.png");
-                AtomicFile.WriteAllBytes(path, validation);
-                written.Add(path);
-            }
+            foreach (var metric in Metrics)
+                Write(Render(experiment.Key.Dataset, experiment.Key.Model, groups, metric), metric.FileSuffix);
+            Write(RenderSteps(experiment.Key.Dataset, experiment.Key.Model, groups), StepsSuffix);
+            Write(RenderValidation(experiment.Key.Dataset, experiment.Key.Model, groups), ValidationSuffix);
         }
         return written;
     }

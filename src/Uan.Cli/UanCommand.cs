@@ -39,10 +39,10 @@ public static class UanCommand
         root.Subcommands.Add(BenchCommand.Create(console));
         Command At(string path) => HelpText.Commands(root).Single(c => c.Path == path).Command;
         // Progress bars: the training commands. Progress lines and logs (--quiet drops them): those and figures, bench,
-        // data fetch and make-syndigits. The data folder: whatever reads or writes datasets.
+        // data fetch and the data makers. The data folder: whatever reads or writes datasets.
         foreach (var path in new[] { "train", "compare", "adapt" }) At(path).Options.Add(Plain);
-        foreach (var path in new[] { "train", "compare", "adapt", "figures", "bench", "data fetch", "data make-syndigits" }) At(path).Options.Add(Quiet);
-        foreach (var path in new[] { "train", "compare", "adapt", "data list", "data fetch", "data make-syndigits" }) At(path).Options.Add(DataDir);
+        foreach (var path in new[] { "train", "compare", "adapt", "figures", "bench", "data fetch", "data make-syndigits", "data make-mnistm-like" }) At(path).Options.Add(Quiet);
+        foreach (var path in new[] { "train", "compare", "slurm", "adapt", "data list", "data fetch", "data make-syndigits", "data make-mnistm-like" }) At(path).Options.Add(DataDir);
         root.Options.Insert(0, HelpText.CreateHelpOption(root));
         return root;
     }

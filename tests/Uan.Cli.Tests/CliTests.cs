@@ -341,6 +341,20 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void MakeMnistMLikeWritesIntoTheGivenDataFolderFromTheSubsetThatTravelsWithTheCommand()
+    {
+        // The data folder is empty: the digits come from the MNIST subset next to the program (embedded/mnist-subset).
+        var (code, output, err) = Uan("data", "make-mnistm-like", "--source", "mnist-subset", "--seed", "3", "--data-dir", _dir);
+        Assert.True(code == 0, $"exit {code}\n{output}\n{err}");
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "mnistm-like", "metadata.json"))))
+            Assert.Equal(3, json.RootElement.GetProperty("seed").GetInt32());
+        var list = Uan("data", "list", "--data-dir", _dir);
+        Assert.Equal(0, list.Code);
+        Assert.Matches(@"mnistm-like\s+present", list.Out);
+        Assert.Matches(@"mnist-subset\s+present\s+\S*embedded", list.Out);
+    }
+
+    [Fact]
     public void DataListHintsHowToMakeSynDigits()
     {
         var (code, output, _) = Uan("data", "list", "--data-dir", _dir);

@@ -143,6 +143,20 @@ public static class AdaMatchMath
     }
 
     /// <summary>
+    /// The four logit blocks both losses read: the source rows interpolated between <paramref name="from"/> and
+    /// <paramref name="to"/> (<see cref="InterpolateLogits(Tensor, Tensor, Tensor)"/>, with λ given or drawn from
+    /// <paramref name="generator"/>) and split into weak and strong halves, and the target rows of
+    /// <paramref name="combined"/> ([2B_s + 2B_t, C], rows src_w, src_s, tgt_w, tgt_s) split the same way.
+    /// </summary>
+    static (Tensor SourceWeak, Tensor SourceStrong, Tensor TargetWeak, Tensor TargetStrong) SplitLogits(
+        Tensor combined, Tensor from, Tensor to, long bs, long bt, Tensor? lambda, Generator? generator)
+    {
+        var source = lambda is null ? InterpolateLogits(from, to, generator) : InterpolateLogits(from, to, lambda);
+        return (source.narrow(0, 0, bs), source.narrow(0, bs, bs),
+                combined.narrow(0, 2 * bs, bt), combined.narrow(0, 2 * bs + bt, bt));
+    }
+
+    /// <summary>
     /// One AdaMatch loss of the Keras and compat variants from their two forward passes.
     /// </summary>
     /// <param name="trainLogits">Logits of concat[src_w, src_s, tgt_w, tgt_s] in train mode, [2B_s + 2B_t, C].</param>
@@ -157,16 +171,8 @@ public static class AdaMatchMath
         double tau = DefaultTau, bool compat = false, Tensor? lambda = null, Generator? generator = null)
     {
         var (bs, bt) = CheckRows(trainLogits, sourceEvalLogits, labels);
-        long totalSource = 2 * bs;
-
-        var sourceTrain = trainLogits.narrow(0, 0, totalSource);
-        var source = lambda is null
-            ? InterpolateLogits(sourceTrain, sourceEvalLogits, generator)
-            : InterpolateLogits(sourceTrain, sourceEvalLogits, lambda);
-        var sourceWeak = source.narrow(0, 0, bs);
-        var sourceStrong = source.narrow(0, bs, bs);
-        var targetWeak = trainLogits.narrow(0, totalSource, bt);
-        var targetStrong = trainLogits.narrow(0, totalSource + bt, bt);
+        var (sourceWeak, sourceStrong, targetWeak, targetStrong) =
+            SplitLogits(trainLogits, trainLogits.narrow(0, 0, 2 * bs), sourceEvalLogits, bs, bt, lambda, generator);
 
         Tensor pseudo, mask;
         using (no_grad())
@@ -209,15 +215,8 @@ public static class AdaMatchMath
     {
         ArgumentNullException.ThrowIfNull(tracker);
         var (bs, bt) = CheckRows(combinedLogits, sourceOnlyLogits, labels);
-        long totalSource = 2 * bs;
-        var sourceCombined = combinedLogits.narrow(0, 0, totalSource);
-        var source = lambda is null
-            ? InterpolateLogits(sourceOnlyLogits, sourceCombined, generator)
-            : InterpolateLogits(sourceOnlyLogits, sourceCombined, lambda);
-        var sourceWeak = source.narrow(0, 0, bs);
-        var sourceStrong = source.narrow(0, bs, bs);
-        var targetWeak = combinedLogits.narrow(0, totalSource, bt);
-        var targetStrong = combinedLogits.narrow(0, totalSource + bt, bt);
+        var (sourceWeak, sourceStrong, targetWeak, targetStrong) =
+            SplitLogits(combinedLogits, sourceOnlyLogits, combinedLogits.narrow(0, 0, 2 * bs), bs, bt, lambda, generator);
 
         Tensor pseudo, mask;
         using (no_grad())

@@ -159,7 +159,7 @@ public sealed class LearningCurves
             for (int i = 0; i < groups.Count; i++)
             {
                 var epochs = groups[i].Runs.SelectMany(r => r.Results.Epochs).ToList();
-                string name = $"{groups[i].DisplayName} (n={groups[i].Runs.Count})";
+                string name = SeriesName(groups[i]);
                 bool band = groups[i].Runs.Count > 1;
                 var trainSeries = Aggregate(epochs.SelectMany(e => e.TrainPoints ?? []).Select(p => ((double)p.Step, train(p))));
                 if (trainSeries.Epochs.Length > 0)
@@ -172,16 +172,10 @@ public sealed class LearningCurves
                         line.LinePattern = LinePattern.Dashed;
                 }
             }
-            StudyFigures.Style(plot, title, "training step (batches since the start)", yLabel);
-            StepAxis(plot);
-            // Outside the data area: inside, the legend covers whichever curves reach its corner.
-            plot.ShowLegend(Edge.Right);
-            panels.Add(plot);
+            panels.Add(FinishStepPanel(plot, title, yLabel));
         }
-        bool several = groups.Any(g => g.Runs.Count > 1);
         return PanelGrid.Render(panels, 2, Width, Height,
-            $"{dataset} / {model}: training per step (window means, solid) and validation (dashed)" +
-            (several ? ", mean over seeds, band = min–max" : ""));
+            FigureTitle($"{dataset} / {model}: training per step (solid: window means) and validation (dashed)", groups));
     }
 
     /// <summary>
@@ -207,18 +201,29 @@ public sealed class LearningCurves
                 var series = Aggregate(points);
                 if (series.Epochs.Length == 0) continue;
                 any = true;
-                AddCurve(plot, series, palette.GetColor(i), $"{groups[i].DisplayName} (n={groups[i].Runs.Count})",
-                    band: groups[i].Runs.Count > 1);
+                AddCurve(plot, series, palette.GetColor(i), SeriesName(groups[i]), band: groups[i].Runs.Count > 1);
             }
             if (!any) return null;
-            StudyFigures.Style(plot, title, "training step (batches since the start)", yLabel);
-            StepAxis(plot);
-            plot.ShowLegend(Edge.Right);
-            panels.Add(plot);
+            panels.Add(FinishStepPanel(plot, title, yLabel));
         }
-        bool several = groups.Any(g => g.Runs.Count > 1);
-        return PanelGrid.Render(panels, 2, Width, Height,
-            $"{dataset} / {model}: validation during training" + (several ? " (mean over seeds, band = min–max)" : ""));
+        return PanelGrid.Render(panels, 2, Width, Height, FigureTitle($"{dataset} / {model}: validation during training", groups));
+    }
+
+    /// <summary>A group's legend entry: its name and number of runs.</summary>
+    private static string SeriesName(RunGroup group) => $"{group.DisplayName} (n={group.Runs.Count})";
+
+    /// <summary><paramref name="head"/>, and how the curves aggregate when some group has several seeds.</summary>
+    private static string FigureTitle(string head, IReadOnlyList<RunGroup> groups) =>
+        head + (groups.Any(g => g.Runs.Count > 1) ? " (mean over seeds, band = min–max)" : "");
+
+    /// <summary>Styles a panel plotted against the training step, with its legend right of the axes; returns it.</summary>
+    private static Plot FinishStepPanel(Plot plot, string title, string yLabel)
+    {
+        StudyFigures.Style(plot, title, "training step (batches since the start)", yLabel);
+        StepAxis(plot);
+        // Outside the data area: inside, the legend covers whichever curves reach its corner.
+        plot.ShowLegend(Edge.Right);
+        return plot;
     }
 
     private byte[]? Render(string dataset, string model, IReadOnlyList<RunGroup> groups, Metric metric)
@@ -232,14 +237,11 @@ public sealed class LearningCurves
             var series = Aggregate(group, metric.Value);
             if (series.Epochs.Length == 0) continue;
             any = true;
-            AddCurve(plot, series, palette.GetColor(i), $"{group.DisplayName} (n={group.Runs.Count})",
-                band: group.Runs.Count > 1);
+            AddCurve(plot, series, palette.GetColor(i), SeriesName(group), band: group.Runs.Count > 1);
         }
         if (!any) return null;
 
-        bool several = groups.Any(g => g.Runs.Count > 1);
-        StudyFigures.Style(plot, $"{dataset} / {model}: {metric.Title}" + (several ? " (mean over seeds, band = min–max)" : ""),
-            "epoch", metric.YLabel);
+        StudyFigures.Style(plot, FigureTitle($"{dataset} / {model}: {metric.Title}", groups), "epoch", metric.YLabel);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         plot.ShowLegend(metric.LegendAt);
         return plot.GetImage(Width, Height).GetImageBytes(ImageFormat.Png);

@@ -53,16 +53,8 @@ internal static class ReportCommand
     internal static int Report(Ui ui, string runsDir, string outDir, string? incomplete = null)
     {
         var summary = ReportWriter.Write(runsDir, outDir, incomplete);
-        foreach (var w in summary.Warnings) ui.Error($"warning: {w}");
-        if (summary.RunCount == 0 && summary.AdaMatchRunCount == 0)
-        {
-            ui.Error($"no results.json under {runsDir}");
-            return UanCommand.BadInput;
-        }
-        ui.Result(File.ReadAllText(summary.ComparisonPath));
-        ui.Result($"written: {summary.ComparisonPath}");
-        foreach (var png in summary.PlotPaths) ui.Result($"written: {png}");
-        return 0;
+        return Show(ui, summary.Warnings, summary.RunCount == 0 && summary.AdaMatchRunCount == 0,
+            $"no results.json under {runsDir}", summary.ComparisonPath, summary.PlotPaths);
     }
 
     /// <summary>
@@ -72,15 +64,25 @@ internal static class ReportCommand
     internal static int StudyReport(Ui ui, string studyDir, string outDir)
     {
         var summary = Uan.Lab.Reporting.StudyReport.Write(studyDir, outDir);
-        foreach (var w in summary.Study.Warnings) ui.Error($"warning: {w}");
-        if (summary.Study.UsedRuns.Count == 0 && summary.Study.InProgress.Count == 0)
+        return Show(ui, summary.Study.Warnings, summary.Study.UsedRuns.Count == 0 && summary.Study.InProgress.Count == 0,
+            $"no results.json in the grid folders under {studyDir}", summary.VerdictsPath, summary.Figures);
+    }
+
+    /// <summary>
+    /// The common tail of both reports: the warnings on stderr; then, when <paramref name="empty"/>,
+    /// <paramref name="emptyMessage"/> and <see cref="UanCommand.BadInput"/>; else the Markdown file's text and one
+    /// "written:" line per file written.
+    /// </summary>
+    static int Show(Ui ui, IEnumerable<string> warnings, bool empty, string emptyMessage, string markdownPath, IEnumerable<string> figures)
+    {
+        foreach (var w in warnings) ui.Error($"warning: {w}");
+        if (empty)
         {
-            ui.Error($"no results.json in the grid folders under {studyDir}");
+            ui.Error(emptyMessage);
             return UanCommand.BadInput;
         }
-        ui.Result(File.ReadAllText(summary.VerdictsPath));
-        ui.Result($"written: {summary.VerdictsPath}");
-        foreach (var png in summary.Figures) ui.Result($"written: {png}");
+        ui.Result(File.ReadAllText(markdownPath));
+        foreach (var path in figures.Prepend(markdownPath)) ui.Result($"written: {path}");
         return 0;
     }
 }

@@ -28,23 +28,6 @@ public sealed class SlurmClusterTests(ITestOutputHelper log) : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private static Process StartUan(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Uan.Cli.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        if (environment is not null) foreach (var (k, v) in environment) start.Environment[k] = v;
-        return Process.Start(start)!;
-    }
-
-    private static async Task<(int Code, string Out, string Err)> Finish(Process p)
-    {
-        var err = p.StandardError.ReadToEndAsync();
-        var output = await p.StandardOutput.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, output, await err);
-    }
-
     private static string Read(string path) => File.Exists(path) ? File.ReadAllText(path) : "";
 
     private static async Task Until(Func<bool> done, TimeSpan timeout, Func<string> what)
@@ -66,11 +49,11 @@ public sealed class SlurmClusterTests(ITestOutputHelper log) : IDisposable
         string grid = Path.Combine(_dir, "array"), whole = Path.Combine(_dir, "whole"), logs = Path.Combine(grid, "slurm");
         string[] options = ShardTests.TinyGrid(epochs: 2);
         // The reference: the same grid, one process, one run after the other (1 thread, so bit-for-bit deterministic).
-        using var reference = StartUan(["compare", .. options, "--out", whole, "--plain"]);
+        using var reference = UanProcess.Start(["compare", .. options, "--out", whole, "--plain"]);
         try
         {
 
-            var submit = await Finish(StartUan(["slurm", .. options, "--tasks", "2", "--time", "10:00", "--term-before", "60",
+            var submit = await UanProcess.Finish(UanProcess.Start(["slurm", .. options, "--tasks", "2", "--time", "10:00", "--term-before", "60",
                 "--mem", "400M", "--out", grid, "--submit"], cluster.Environment()));
             Assert.True(submit.Code == 0, $"exit {submit.Code}\n{submit.Out}\n{submit.Err}");
             string array = Regex.Match(submit.Out, @"submitted array job (\d+) \(2 tasks, 4 runs\)").Groups[1].Value;
@@ -109,7 +92,7 @@ public sealed class SlurmClusterTests(ITestOutputHelper log) : IDisposable
                 resumedLog[resumedLog.IndexOf("resuming (stopped)", StringComparison.Ordinal)..]);
             Assert.Contains("Grid status: 4 runs:", Read(Path.Combine(logs, $"report-{report}.out")));
 
-            var one = await Finish(reference);
+            var one = await UanProcess.Finish(reference);
             Assert.True(one.Code == 0, $"exit {one.Code}\n{one.Out}\n{one.Err}");
             foreach (var run in new[] { "BN-lr0.001-s1", "BN-lr0.001-s2", "UAN-lr0.001-s1", "UAN-lr0.001-s2" })
             {
@@ -122,7 +105,7 @@ public sealed class SlurmClusterTests(ITestOutputHelper log) : IDisposable
             Assert.DoesNotContain("Incomplete grid", File.ReadAllText(Path.Combine(grid, "comparison.md")));
 
             // The report of the finished folder says every run is completed.
-            var status = await Finish(StartUan(["report", grid]));
+            var status = await UanProcess.Finish(UanProcess.Start(["report", grid]));
             Assert.Contains("Grid status: 4 runs: 4 completed, 0 running, 0 stopped, 0 missing", status.Out);
             log.WriteLine($"done after {clock.Elapsed.TotalSeconds:F1} s");
         }

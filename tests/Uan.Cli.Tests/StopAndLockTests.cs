@@ -30,25 +30,6 @@ public sealed class StopAndLockTests : IDisposable
         ["train", "--epochs", "3", "--train-limit", "100", "--test-limit", "50", "--val-fraction", "0.01", "--batch-size", "20",
             "--threads", "1", "--plain", "--out", dir, .. resume ? new[] { "--resume" } : []];
 
-    private static Process Start(string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Uan.Cli.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        return Process.Start(start)!;
-    }
-
-    private static async Task<(int Code, string Out, string Err)> Finish(Process p)
-    {
-        var err = p.StandardError.ReadToEndAsync();
-        var output = await p.StandardOutput.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, output, await err);
-    }
-
     /// <summary>The epochs of a results.json without their wall times.</summary>
     private static string[] Epochs(string dir)
     {
@@ -71,8 +52,8 @@ public sealed class StopAndLockTests : IDisposable
     {
         if (!OperatingSystem.IsLinux()) return;     // kill(2) from libc
         string reference = Path.Combine(_dir, "reference"), run = Path.Combine(_dir, "run");
-        using var straight = Start(Train(reference));
-        using var child = Start(Train(run));
+        using var straight = UanProcess.Start(Train(reference));
+        using var child = UanProcess.Start(Train(run));
         var err = child.StandardError.ReadToEndAsync();
         var seen = new System.Text.StringBuilder();
         string? line;
@@ -96,9 +77,9 @@ public sealed class StopAndLockTests : IDisposable
         Assert.Equal("stopped", Status(run));
         Assert.InRange(Epochs(run).Length, 1, 2);
 
-        var resumed = await Finish(Start(Train(run, resume: true)));
+        var resumed = await UanProcess.Finish(UanProcess.Start(Train(run, resume: true)));
         Assert.True(resumed.Code == 0, $"exit {resumed.Code}\n{resumed.Out}\n{resumed.Err}");
-        var uninterrupted = await Finish(straight);
+        var uninterrupted = await UanProcess.Finish(straight);
         Assert.True(uninterrupted.Code == 0, $"exit {uninterrupted.Code}\n{uninterrupted.Out}\n{uninterrupted.Err}");
         Assert.Equal("completed", Status(run));
         Assert.Equal(Epochs(reference), Epochs(run));

@@ -95,7 +95,8 @@ internal sealed class RunOptions(int defaultBatch = 256, int? defaultTrainLimit 
         double val = p.GetValue(ValFraction);
         Devices.Resolve(p.GetValue(Device)!, "--device");
         string? inputNorm = p.GetValue(InputNorm);
-        if (inputNorm is not null) Norms.Parse(inputNorm);
+        // std (adaptation only) is refused with its reason by Experiment.CheckModel.
+        if (inputNorm is not null && !InputNorms.IsStandardize(inputNorm)) Norms.Parse(inputNorm);
         string? otherNorm = model == "shallow-cnn" ? p.GetValue(OtherNorm) : null;
         if (otherNorm is not null) Norms.Parse(otherNorm);
         return new RunConfig

@@ -61,6 +61,8 @@ public sealed class InputValidationTests : IDisposable
     [InlineData("groups must divide the channel count 128, got 3", "train", "--norm", "gn:groups=3")]
     [InlineData("groups must divide the channel count", "compare", "--norm", "bn", "--norm", "gn:groups=5")]
     [InlineData("groups must divide the channel count 3, got 2", "train", "--model", "densenet40", "--input-norm", "gn:groups=2")]
+    [InlineData("input norm 'std' (fixed per-channel standardisation) is for domain adaptation (uan adapt --input-norm std)", "train", "--model", "densenet40", "--input-norm", "std")]
+    [InlineData("input norm 'STD' (fixed per-channel standardisation) is for domain adaptation", "compare", "--model", "wrn-16-2", "--input-norm", "STD")]
     public void TrainAndCompareRefuseBadInputBeforeReadingData(string expected, params string[] args)
     {
         string run = Path.Combine(_dir, "run");

@@ -42,8 +42,24 @@ public sealed record NormChoice(string Label, string Spec)
 public static class Experiment
 {
     /// <summary>The model a config asks for, sized for the data.</summary>
-    public static Func<TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>> ModelFor(RunConfig config, ExperimentData data) =>
-        () => ModelFactory.Create(config.Model, data.InChannels, data.NumClasses, data.ImageSize, config.Norm, config.InputNorm, config.OtherNorm);
+    public static Func<TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>> ModelFor(RunConfig config, ExperimentData data)
+    {
+        CheckInputNorm(config);
+        return () => ModelFactory.Create(config.Model, data.InChannels, data.NumClasses, data.ImageSize, config.Norm, config.InputNorm, config.OtherNorm);
+    }
+
+    /// <summary>
+    /// Refuses the input norm <c>std</c> (<see cref="InputNorms.Standardize"/>) in classification training: its
+    /// statistics come from the source training set, which only the AdaMatch trainer sets
+    /// (<see cref="InputStandardization.SetFrom"/>); a model built here would fail at its first forward pass.
+    /// </summary>
+    static void CheckInputNorm(RunConfig config)
+    {
+        if (config.InputNorm is { } input && InputNorms.IsStandardize(input))
+            throw new ArgumentException($"input norm '{input}' (fixed per-channel standardisation) is for domain adaptation " +
+                                        "(uan adapt --input-norm std), which sets it from the source training set; classification " +
+                                        "training takes a norm spec as input norm (bn, uan:k=10, ...)", nameof(config));
+    }
 
     /// <summary>
     /// Builds (and drops) the model <paramref name="config"/> asks for, at the shape its dataset is known to have
@@ -54,6 +70,7 @@ public static class Experiment
     public static void CheckModel(RunConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        CheckInputNorm(config);
         if (DataLocator.KnownShape(config.Dataset) is not var (channels, classes, size)) return;
         using var _ = TorchSharp.torch.no_grad();
         ModelFactory.Create(config.Model, channels, classes, config.ImageSize ?? size, config.Norm, config.InputNorm,

@@ -21,6 +21,20 @@ public class StudyOptionsTests
         Seed = 5, Subset = 800, ValidationFraction = 0.25, TestLimit = 200,
     };
 
+    [Theory]
+    [InlineData("cifar10")]
+    [InlineData("a-dataset-of-unknown-shape")]
+    public void ClassificationRefusesTheStdInputNormBeforeAnyDataIsRead(string dataset)
+    {
+        // std takes its statistics from the source training set, which only the AdaMatch trainer sets; a model built
+        // for classification would fail at its first forward pass, after the data were loaded.
+        var config = Config() with { Dataset = dataset, Model = "wrn-16-2", InputNorm = " std " };
+        var e = Assert.Throws<ArgumentException>(() => Experiment.CheckModel(config));
+        Assert.Contains("input norm ' std ' (fixed per-channel standardisation) is for domain adaptation", e.Message);
+        // Any norm spec is still accepted there.
+        Experiment.CheckModel(config with { Dataset = "cifar10", InputNorm = "bn" });
+    }
+
     [Fact]
     public void SubsetIsSplitIntoStratifiedTrainingAndValidationParts()
     {

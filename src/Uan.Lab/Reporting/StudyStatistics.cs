@@ -104,6 +104,12 @@ public enum Verdict
     Contradicted,
     /// <summary>The 95 % interval contains 0.</summary>
     NotDecided,
+    /// <summary>
+    /// Every paired difference is the same: the interval has zero width, which says nothing about the spread, so
+    /// nothing is decided. Quantised metrics do this with few seeds (steps to an accuracy, known only to the
+    /// validation interval, often differ by exactly one interval in every seed).
+    /// </summary>
+    NoSpread,
 }
 
 /// <summary>
@@ -137,6 +143,13 @@ public sealed record PairedDifference(IReadOnlyList<int> Seeds, IReadOnlyList<do
     /// <summary>Half-width t(0.975, n − 1)·sd/√n of the 95 % interval, or null with fewer than 2 pairs.</summary>
     public double? HalfWidth => Std is { } s ? StudentT.Critical95(Count - 1) * s / Math.Sqrt(Count) : null;
 
+    /// <summary>
+    /// True when there are at least 2 pairs and they all differ by the same amount, to within rounding
+    /// (sd ≤ 10⁻⁹ · the largest |difference|): the values the differences come from are doubles, so equal
+    /// differences may carry a last-bit spread.
+    /// </summary>
+    public bool NoSpread => Std is { } sd && sd <= 1e-9 * Differences.Max(Math.Abs);
+
     /// <summary>Lower end of the 95 % interval, or null.</summary>
     public double? Low => HalfWidth is { } h ? Mean - h : null;
 
@@ -159,6 +172,7 @@ public sealed record PairedDifference(IReadOnlyList<int> Seeds, IReadOnlyList<do
     public Verdict VerdictFor(bool claimedPositive)
     {
         if (Low is not { } low || High is not { } high) return Verdict.NeedsSeeds;
+        if (NoSpread) return Verdict.NoSpread;
         if (low > 0) return claimedPositive ? Verdict.Supported : Verdict.Contradicted;
         if (high < 0) return claimedPositive ? Verdict.Contradicted : Verdict.Supported;
         return Verdict.NotDecided;
@@ -166,14 +180,14 @@ public sealed record PairedDifference(IReadOnlyList<int> Seeds, IReadOnlyList<do
 
     /// <summary>
     /// An estimate of the seeds a decision would need if the observed mean and spread held: the smallest n ≥ 2 with
-    /// t(0.975, n − 1)·sd/√n &lt; |mean|. Null with fewer than 2 pairs, with a zero mean, or beyond
-    /// <see cref="MaxSeeds"/>.
+    /// t(0.975, n − 1)·sd/√n &lt; |mean|. Null with fewer than 2 pairs, with a zero mean or a zero spread
+    /// (<see cref="Verdict.NoSpread"/>), or beyond <see cref="MaxSeeds"/>.
     /// </summary>
     public int? SeedsNeeded()
     {
         if (Std is not { } sd) return null;
         double effect = Math.Abs(Mean);
-        if (effect == 0) return null;
+        if (effect == 0 || NoSpread) return null;
         for (int n = 2; n <= MaxSeeds; n++)
             if (StudentT.Critical95(n - 1) * sd / Math.Sqrt(n) < effect) return n;
         return null;

@@ -91,6 +91,15 @@ public class PairedDifferenceTests
     [InlineData(new[] { 1.0, 2.0, 3.0 }, true, Verdict.NotDecided)] // mean 2, half-width 4.3027/√3 = 2.48
     [InlineData(new[] { -1.0, 1.0 }, true, Verdict.NotDecided)]
     [InlineData(new[] { 5.0 }, true, Verdict.NeedsSeeds)]
+    // Identical differences (steps to a threshold one validation interval apart in every seed): sd = 0, so the
+    // t interval is [94, 94]; a zero-width interval says nothing about the spread and decides nothing.
+    [InlineData(new[] { 94.0, 94.0 }, true, Verdict.NoSpread)]
+    [InlineData(new[] { -94.0, -94.0, -94.0 }, false, Verdict.NoSpread)]
+    [InlineData(new[] { 0.0, 0.0 }, true, Verdict.NoSpread)]
+    // Equal but for the last bit: 0.1 + 0.2 is 0.30000000000000004 in doubles.
+    [InlineData(new[] { 0.30000000000000004, 0.3, 0.30000000000000004 }, true, Verdict.NoSpread)]
+    // A spread far below the values but above rounding still counts: sd = 1e-6 on values near 1.
+    [InlineData(new[] { 1.000001, 1.0, 0.999999 }, true, Verdict.Supported)]
     [InlineData(new double[0], true, Verdict.NeedsSeeds)]
     public void VerdictFollowsTheSideOfTheInterval(double[] differences, bool claimedPositive, Verdict expected)
     {
@@ -103,7 +112,7 @@ public class PairedDifferenceTests
     {
         Assert.Null(new PairedDifference([1], [3.0]).SeedsNeeded());
         Assert.Null(new PairedDifference([1, 2], [-1.0, 1.0]).SeedsNeeded()); // mean 0
-        Assert.Equal(2, new PairedDifference([1, 2], [2.0, 2.0]).SeedsNeeded()); // no spread
+        Assert.Null(new PairedDifference([1, 2], [2.0, 2.0]).SeedsNeeded()); // no spread to extrapolate from
         // A tiny effect against a large spread needs more than the search limit.
         Assert.Null(new PairedDifference([1, 2, 3], [-100.0, 100.001, 0.0]).SeedsNeeded());
     }

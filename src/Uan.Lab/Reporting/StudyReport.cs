@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Uan.Lab.Models;
 using Uan.Lab.Training;
 
 namespace Uan.Lab.Reporting;
@@ -312,7 +313,10 @@ public static class StudyReport
         md.Append("The paper: UAN “is effective in … domain adaptation” (Faye et al. 2024, abstract); its AdaMatch + UAN ")
             .Append("reaches 33.40 % on SVHN against AdaMatch's 25.08 % (the paper's numbers, MNIST → SVHN, WRN-28-2).\n\n");
         md.Append("The test (grid B): target test accuracy at each run's last epoch, arm − AdaMatch per seed; the claim: ")
-            .Append("> 0 for the arms with UAN. Source accuracy is shown for context.\n\n");
+            .Append("> 0 for the arms with UAN. The control: plain AdaMatch feeds x/255, while UAN on the input roughly ")
+            .Append("standardises each channel, so where the grid has a fixed per-channel standardisation arm (input ")
+            .Append("`std`), each UAN arm is also compared with it (UAN − standardisation > 0 if UAN helps beyond ")
+            .Append("standardising). Source accuracy is shown for context.\n\n");
         if (study.AdaMatch.Count == 0)
         {
             md.Append("No runs yet: no finished AdaMatch run in this study folder.\n\n");
@@ -350,6 +354,10 @@ public static class StudyReport
                 .Select(g => new StudyComparison("4", grid, g.Label, "AdaMatch", target,
                     g.Label.Contains("UAN", StringComparison.Ordinal), true, PairedDifference.Of(values[g.Label], reference)))
                 .ToList();
+            if (table.Groups.FirstOrDefault(g => g.Key.InputNorm is { } input && InputNorms.IsStandardize(input)) is { } std)
+                rows.AddRange(table.Groups.Where(g => g.Label.Contains("UAN", StringComparison.Ordinal))
+                    .Select(g => new StudyComparison("4", grid, g.Label, std.Label, target, true, true,
+                        PairedDifference.Of(values[g.Label], values[std.Label]))));
             if (rows.Count > 0) PairTable(md, rows);
             all.AddRange(rows);
         }

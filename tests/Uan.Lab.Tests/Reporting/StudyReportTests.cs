@@ -202,7 +202,7 @@ public class AdaptationVerdictTests
                     TargetTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = target, F1 = target },
                 },
             ],
-        }.Save(Path.Combine(dir, $"{(inputNorm is null ? "AdaMatch" : "AdaMatch+UAN")}-s{seed}"));
+        }.Save(Path.Combine(dir, $"{inputNorm switch { null => "AdaMatch", "std" => "AdaMatch+Std", _ => "AdaMatch+UAN" }}-s{seed}"));
 
     [Fact]
     public void GridBIsComparedWithPlainAdaMatchBySeed()
@@ -229,6 +229,33 @@ public class AdaptationVerdictTests
         Assert.Contains("| AdaMatch | 1, 2, 3 | 90.00 ± 0.00 | 22.00 ± 2.00 |", md);
         Assert.Contains("grid-b/AdaMatch+UAN-s4 (status running, 1 of 1 epochs)", md);
         Assert.DoesNotContain("No runs yet: no finished AdaMatch run", md);
+    }
+
+    [Fact]
+    public void UanOnTheInputIsAlsoComparedWithTheStandardisationControl()
+    {
+        using var tmp = new TempDir();
+        string grid = tmp.File("grid-b");
+        // Target accuracy: AdaMatch 20, 22, 24 %; + std 24, 27, 28 %; + UAN 25, 26, 30 %.
+        double[] plain = [0.20, 0.22, 0.24], std = [0.24, 0.27, 0.28], uan = [0.25, 0.26, 0.30];
+        for (int s = 1; s <= 3; s++)
+        {
+            WriteAdaMatch(grid, null, s, plain[s - 1]);
+            WriteAdaMatch(grid, "std", s, std[s - 1]);
+            WriteAdaMatch(grid, "uan:k=2", s, uan[s - 1]);
+        }
+        var (md, comparisons) = StudyReport.Markdown(Study.Load(tmp.Path), []);
+
+        Assert.Equal([("AdaMatch + STD (input std)", "AdaMatch", false), ("AdaMatch + UAN (input uan:k=2)", "AdaMatch", true),
+                         ("AdaMatch + UAN (input uan:k=2)", "AdaMatch + STD (input std)", true)],
+            comparisons.Select(c => (c.Arm, c.Reference, c.IsClaim)));
+        // UAN − std: +1, −1, +2 → mean 0.667, sd 1.528, half-width 4.3027·1.528/√3 = 3.795: not decided; a claim row,
+        // so it is in the summary too.
+        Assert.Contains("| 4 | grid-b | AdaMatch + UAN (input uan:k=2) − AdaMatch + STD (input std) | target test accuracy, last epoch | 3 | " +
+                        "+0.67 [-3.13, +4.46] | not decided at this size |", md);
+        // std − AdaMatch: +4, +5, +4 → mean 4.33, half-width 1.434: a context row, higher than AdaMatch.
+        Assert.Contains("| AdaMatch + STD (input std) − AdaMatch | target test accuracy, last epoch | s1 +4.00, s2 +5.00, s3 +4.00 | " +
+                        "+4.33 [+2.90, +5.77] | higher than AdaMatch |", md);
     }
 }
 

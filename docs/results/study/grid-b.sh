@@ -3,7 +3,8 @@
 # run, MNIST → mnistm-like with five input arms, then MNIST → SynDigits with three; 3 seeds each. A finished run
 # (results.json with status "completed") is skipped and any other existing run folder is resumed, so running this
 # again continues where it stopped. Sizing in README.md, part B: WRN-10-2 and source batch 16 (+ 48 target), so that
-# 1,000 steps fit the budget; MODEL, BATCH, EPOCHS and STEPS override it.
+# 1,000 steps fit the budget; MODEL, BATCH, EPOCHS and STEPS override it. SEEDS (default "1 2 3") picks the seeds, so
+# two processes can share the grid: SEEDS="1 3" beside SEEDS=2 (a run folder another process holds is refused).
 cd "$(dirname "$0")/../../.."
 # A published copy of the command, so rebuilding the repository does not touch the running grid:
 #   dotnet publish src/Uan.Cli -c Release -o "${UAN_BIN:?set UAN_BIN to a folder}"
@@ -28,8 +29,9 @@ run() {
   $uan adapt $common --target "$1" --seed "$3" ${4:+--input-norm "$4"} --out "$out" $resume || exit $?
 }
 
+SEEDS=${SEEDS:-1 2 3}
 echo "B1 start $(date -u +%FT%TZ)"
-for seed in 1 2 3; do
+for seed in $SEEDS; do
   run mnistm-like AdaMatch "$seed"
   run mnistm-like AdaMatch+BN "$seed" bn:eps=1e-3,momentum=0.1
   run mnistm-like AdaMatch+Std "$seed" std
@@ -37,7 +39,7 @@ for seed in 1 2 3; do
   run mnistm-like AdaMatch+UAN-K2 "$seed" uan:k=2
 done
 echo "B2 start $(date -u +%FT%TZ)"
-for seed in 1 2 3; do
+for seed in $SEEDS; do
   run syndigits AdaMatch "$seed"
   run syndigits AdaMatch+Std "$seed" std
   run syndigits AdaMatch+UAN-K2 "$seed" uan:k=2

@@ -191,6 +191,11 @@ public sealed record AdaMatchEpoch
     public double EvalSeconds { get; init; }
     /// <summary>Mean wall seconds per training step (data preparation included).</summary>
     public double SecondsPerStep { get; init; }
+    /// <summary>
+    /// The machine's 1-minute load average when the epoch ended (Linux), or null (and in results files from before
+    /// it was recorded): the context of its wall times.
+    /// </summary>
+    public double? LoadAverage { get; init; }
 }
 
 /// <summary>

@@ -377,6 +377,7 @@ public sealed class AdaMatchTrainer : IDisposable
                     SourceTrainAccuracy = (double)correct / seen,
                     SourceTest = DomainMetrics.From(sourceTest), TargetTest = DomainMetrics.From(targetTest),
                     TrainSeconds = trainSeconds, EvalSeconds = evalClock.Elapsed.TotalSeconds, SecondsPerStep = trainSeconds / step,
+                    LoadAverage = EnvironmentInfo.LoadAverage(),
                 };
                 if (EpochProbe is { } hook) hook(epoch + 1, Model, probe.Source!, probe.Target!);
                 folder.Point("epoch-end", epoch + 1);

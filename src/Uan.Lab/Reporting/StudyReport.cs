@@ -474,25 +474,40 @@ public static class StudyReport
     private static void WallTimes(StringBuilder md, Study study)
     {
         md.Append("## Wall times and the machine's load\n\n");
-        if (study.SubGrids.Count == 0) { md.Append("No finished classification run yet.\n\n"); return; }
+        if (study.SubGrids.Count == 0 && study.AdaMatch.Count == 0) { md.Append("No finished run yet.\n\n"); return; }
+        int processors = study.SubGrids.SelectMany(s => s.Arms).SelectMany(a => a.Runs).Select(r => r.Results.Environment)
+            .Concat(study.AdaMatch.SelectMany(g => g.Runs.AdaMatchRuns).Select(r => r.Results.Environment))
+            .Select(e => e.ProcessorCount).DefaultIfEmpty(0).Max();
         md.Append("Per run: the wall time from start to end (mean ± std over seeds), the seconds per epoch (training and ")
-            .Append("evaluation), and the machine's 1-minute load average at the epoch ends (mean over all epochs of the arm, ")
-            .Append("min–max). The machine has ").Append(study.SubGrids.SelectMany(s => s.Arms).SelectMany(a => a.Runs)
-                .Select(r => r.Results.Environment.ProcessorCount).DefaultIfEmpty(0).Max())
-            .Append(" logical processors and is shared: times are comparable only at similar load.\n\n");
+            .Append("evaluation; an AdaMatch epoch is its steps per epoch), and the machine's 1-minute load average at the ")
+            .Append("epoch ends (mean over all epochs of the arm, min–max; — where the results files predate it). The machine ")
+            .Append("has ").Append(processors).Append(" logical processors and is shared: times are comparable only at similar load.\n\n");
         md.Append("| sub-grid | arm | runs | minutes per run | seconds per epoch | load average |\n|---|---|---|---|---|---|\n");
+        void Row(string where, string label, IReadOnlyList<double> runSeconds, IReadOnlyList<double> epochSeconds, IReadOnlyList<double> load) =>
+            md.Append($"| {where} | {label} | {runSeconds.Count} | ")
+                .Append(SeedStat.Of(runSeconds.Select(s => s / 60).ToList()) is { } m ? m.Format(1, "F1") : "—").Append(" | ")
+                .Append(epochSeconds.Count == 0 ? "—" : epochSeconds.Average().ToString("F1", Inv)).Append(" | ")
+                .Append(load.Count == 0 ? "—" : string.Create(Inv, $"{load.Average():F1} ({load.Min():F1}–{load.Max():F1})"))
+                .Append(" |\n");
         foreach (var sub in study.SubGrids)
             foreach (var arm in sub.Arms)
             {
-                var minutes = arm.Runs.Select(r => (r.Results.TotalSeconds > 0 ? r.Results.TotalSeconds
-                    : r.Results.Epochs.Sum(e => e.TrainSeconds + e.EvalSeconds)) / 60).ToList();
-                var perEpoch = arm.Runs.SelectMany(r => r.Results.Epochs).Select(e => e.TrainSeconds + e.EvalSeconds).ToList();
-                var load = arm.Runs.SelectMany(r => r.Results.Epochs).Select(e => e.LoadAverage).OfType<double>().ToList();
-                md.Append($"| {sub.Short} | {arm.Label} | {arm.Runs.Count} | ")
-                    .Append(SeedStat.Of(minutes) is { } m ? m.Format(1, "F1") : "—").Append(" | ")
-                    .Append(perEpoch.Count == 0 ? "—" : perEpoch.Average().ToString("F1", Inv)).Append(" | ")
-                    .Append(load.Count == 0 ? "—" : string.Create(Inv, $"{load.Average():F1} ({load.Min():F1}–{load.Max():F1})"))
-                    .Append(" |\n");
+                var epochs = arm.Runs.SelectMany(r => r.Results.Epochs).ToList();
+                Row(sub.Short, arm.Label,
+                    arm.Runs.Select(r => r.Results.TotalSeconds > 0 ? r.Results.TotalSeconds
+                        : r.Results.Epochs.Sum(e => e.TrainSeconds + e.EvalSeconds)).ToList(),
+                    epochs.Select(e => e.TrainSeconds + e.EvalSeconds).ToList(),
+                    epochs.Select(e => e.LoadAverage).OfType<double>().ToList());
+            }
+        foreach (var (grid, runs) in study.AdaMatch)
+            foreach (var g in AdaMatchTable.Build(runs).Groups)
+            {
+                var epochs = g.Runs.SelectMany(r => r.Results.Epochs).ToList();
+                Row(grid, g.Label,
+                    g.Runs.Select(r => r.Results.TotalSeconds > 0 ? r.Results.TotalSeconds
+                        : r.Results.Epochs.Sum(e => e.TrainSeconds + e.EvalSeconds)).ToList(),
+                    epochs.Select(e => e.TrainSeconds + e.EvalSeconds).ToList(),
+                    epochs.Select(e => e.LoadAverage).OfType<double>().ToList());
             }
         md.Append('\n');
     }

@@ -354,7 +354,7 @@ public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable
         }
     }
 
-    private static AdaMatchEpoch WithoutTimes(AdaMatchEpoch m) => m with { TrainSeconds = 0, EvalSeconds = 0, SecondsPerStep = 0 };
+    private static AdaMatchEpoch WithoutTimes(AdaMatchEpoch m) => m with { TrainSeconds = 0, EvalSeconds = 0, SecondsPerStep = 0, LoadAverage = null };
 
     /// <summary>
     /// Killed at <paramref name="point"/> of the last epoch's commit, the folder holds <paramref name="committed"/>
@@ -390,6 +390,8 @@ public class AdaMatchTrainerTests(AdaMatchStraightRun straightRun) : IDisposable
             var resumed = trainer.Run(resume: true);
             Assert.Equal("completed", resumed.Status);
             Assert.Equal(straight.Epochs.Select(WithoutTimes), resumed.Epochs.Select(WithoutTimes));
+            // The load at each epoch's end is recorded where the machine reports it (the context of the wall times).
+            if (File.Exists("/proc/loadavg")) Assert.All(resumed.Epochs, m => Assert.NotNull(m.LoadAverage));
             Assert.Equal(straightWeights, Weights(trainer.Model));
         }
         Assert.Equal(straightRun.Checkpoint, File.ReadAllBytes(Path.Combine(b, AdaMatchTrainer.LastCheckpoint)));

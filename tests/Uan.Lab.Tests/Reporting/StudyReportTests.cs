@@ -200,6 +200,7 @@ public class AdaptationVerdictTests
                     Epoch = 1,
                     SourceTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = 0.9, F1 = 0.9 },
                     TargetTest = new Uan.Lab.Adaptation.DomainMetrics { Accuracy = target, F1 = target },
+                    TrainSeconds = 60 * seed, EvalSeconds = 6, LoadAverage = 2 + seed,
                 },
             ],
         }.Save(Path.Combine(dir, $"{inputNorm switch { null => "AdaMatch", "std" => "AdaMatch+Std", _ => "AdaMatch+UAN" }}-s{seed}"));
@@ -228,6 +229,10 @@ public class AdaptationVerdictTests
                         "+5.00 [+2.52, +7.48] | **supported** | decided |", md);
         Assert.Contains("| AdaMatch | 1, 2, 3 | 90.00 ± 0.00 | 22.00 ± 2.00 |", md);
         Assert.Contains("grid-b/AdaMatch+UAN-s4 (status running, 1 of 1 epochs)", md);
+        // Wall times: seeds 1–3 take 66, 126, 186 s (no TotalSeconds, so the epochs' sum): 2.1 ± 1.0 min, 126.0 s
+        // per epoch, load 3, 4, 5 at the epoch ends.
+        Assert.Contains("| grid-b | AdaMatch | 3 | 2.1 ± 1.0 | 126.0 | 4.0 (3.0–5.0) |", md);
+        Assert.Contains("| grid-b | AdaMatch + UAN (input uan:k=2) | 3 | 2.1 ± 1.0 | 126.0 | 4.0 (3.0–5.0) |", md);
         Assert.DoesNotContain("No runs yet: no finished AdaMatch run", md);
     }
 

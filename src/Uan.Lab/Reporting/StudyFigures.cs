@@ -19,6 +19,8 @@ public static class StudyFigures
     public const string GradientFile = "study-gradient-variance.png";
     /// <summary>Test accuracy against batch size.</summary>
     public const string BatchSizeFile = "study-batch-size.png";
+    /// <summary>Target test accuracy of the AdaMatch grids against training steps.</summary>
+    public const string AdaptationFile = "study-adaptation.png";
 
     private const int PanelWidth = 760, PanelHeight = 500;
 
@@ -46,6 +48,7 @@ public static class StudyFigures
             "epoch", "gradient variance (mean over tensors)", integerX: true,
             r => r.Epochs.Where(e => e.Gradient is not null).Select(e => ((double)e.Epoch, e.Gradient!.PaperMean))));
         Write(BatchSizeFile, BatchSize(study, colors));
+        Write(AdaptationFile, Adaptation(study));
         return written;
     }
 
@@ -92,6 +95,43 @@ public static class StudyFigures
             panels.Add(plot);
         }
         return panels.Count == 0 ? null : PanelGrid.Render(panels, Math.Min(2, panels.Count), PanelWidth, PanelHeight, title);
+    }
+
+    /// <summary>
+    /// One panel per AdaMatch grid: target test accuracy (%) against training steps, one line per arm (mean over
+    /// seeds, min–max band), the same colour for an arm in every panel, and twice chance as a dotted line (the
+    /// grids' targets have 10 classes).
+    /// </summary>
+    private static byte[]? Adaptation(Study study)
+    {
+        var tables = study.AdaMatch.Select(g => (g.Grid, Table: AdaMatchTable.Build(g.Runs))).ToList();
+        var palette = new ScottPlot.Palettes.Category10();
+        var colors = tables.SelectMany(t => t.Table.Groups).Select(g => g.Label).Distinct()
+            .Select((l, i) => (l, palette.GetColor(i))).ToDictionary(p => p.l, p => p.Item2);
+        var panels = new List<Plot?>();
+        foreach (var (grid, table) in tables)
+        {
+            var plot = new Plot();
+            bool any = false;
+            foreach (var g in table.Groups)
+            {
+                var series = AdaMatchTable.Aggregate(g, m => m.TargetTest.Accuracy);
+                if (series.Epochs.Length == 0) continue;
+                any = true;
+                LearningCurves.AddCurve(plot, series, colors[g.Label], $"{g.Label} (n={g.Runs.Count})", band: g.Runs.Count > 1);
+            }
+            if (!any) continue;
+            var twice = plot.Add.HorizontalLine(20);
+            twice.LinePattern = LinePattern.Dotted;
+            twice.Color = Colors.Gray;
+            twice.LegendText = "twice chance (20 %)";
+            Style(plot, grid, "training step", "target test accuracy (%)");
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+            plot.ShowLegend(Edge.Right);
+            panels.Add(plot);
+        }
+        return panels.Count == 0 ? null : PanelGrid.Render(panels, Math.Min(2, panels.Count), PanelWidth, PanelHeight,
+            "AdaMatch: target accuracy per step (mean over seeds, band = min–max)");
     }
 
     private static byte[]? BatchSize(Study study, Dictionary<string, Color> colors)

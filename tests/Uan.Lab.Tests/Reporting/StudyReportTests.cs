@@ -151,6 +151,8 @@ public class StudyReportTests
         Assert.Contains("| batch 64, lr 0.001 | BN | 3 | 12.0 ± 1.0 | 122.0 | 4.5 (3.0–6.0) |", md);
 
         // The figures exist and are linked.
+        // No AdaMatch run in this study: no adaptation figure.
+        Assert.False(File.Exists(Path.Combine(out1, StudyFigures.AdaptationFile)));
         foreach (var f in new[] { StudyFigures.TestAccuracyFile, StudyFigures.ValidationFile, StudyFigures.GradientFile, StudyFigures.BatchSizeFile })
         {
             Assert.True(File.Exists(Path.Combine(out1, f)), f);
@@ -234,6 +236,11 @@ public class AdaptationVerdictTests
         Assert.Contains("| grid-b | AdaMatch | 3 | 2.1 ± 1.0 | 126.0 | 4.0 (3.0–5.0) |", md);
         Assert.Contains("| grid-b | AdaMatch + UAN (input uan:k=2) | 3 | 2.1 ± 1.0 | 126.0 | 4.0 (3.0–5.0) |", md);
         Assert.DoesNotContain("No runs yet: no finished AdaMatch run", md);
+
+        // The adaptation figure exists for a study with AdaMatch runs, and is linked.
+        var summary = StudyReport.Write(tmp.Path, tmp.File("out"));
+        Assert.Contains(summary.Figures, f => Path.GetFileName(f) == StudyFigures.AdaptationFile);
+        Assert.Contains($"]({StudyFigures.AdaptationFile})", File.ReadAllText(summary.VerdictsPath));
     }
 
     [Fact]

@@ -483,32 +483,27 @@ public static class StudyReport
             .Append("epoch ends (mean over all epochs of the arm, min–max; — where the results files predate it). The machine ")
             .Append("has ").Append(processors).Append(" logical processors and is shared: times are comparable only at similar load.\n\n");
         md.Append("| sub-grid | arm | runs | minutes per run | seconds per epoch | load average |\n|---|---|---|---|---|---|\n");
-        void Row(string where, string label, IReadOnlyList<double> runSeconds, IReadOnlyList<double> epochSeconds, IReadOnlyList<double> load) =>
-            md.Append($"| {where} | {label} | {runSeconds.Count} | ")
-                .Append(SeedStat.Of(runSeconds.Select(s => s / 60).ToList()) is { } m ? m.Format(1, "F1") : "—").Append(" | ")
-                .Append(epochSeconds.Count == 0 ? "—" : epochSeconds.Average().ToString("F1", Inv)).Append(" | ")
+        // One row per arm: each run's record (its TotalSeconds, else the sum of its epochs) and its epochs' seconds
+        // (training and evaluation) and load averages.
+        void Row(string where, string label, IReadOnlyList<(RunRecord Record, List<(double Seconds, double? Load)> Epochs)> runs)
+        {
+            var minutes = runs.Select(r => (r.Record.TotalSeconds > 0 ? r.Record.TotalSeconds : r.Epochs.Sum(e => e.Seconds)) / 60).ToList();
+            var epochs = runs.SelectMany(r => r.Epochs).ToList();
+            var load = epochs.Select(e => e.Load).OfType<double>().ToList();
+            md.Append($"| {where} | {label} | {runs.Count} | ")
+                .Append(SeedStat.Of(minutes) is { } m ? m.Format(1, "F1") : "—").Append(" | ")
+                .Append(epochs.Count == 0 ? "—" : epochs.Average(e => e.Seconds).ToString("F1", Inv)).Append(" | ")
                 .Append(load.Count == 0 ? "—" : string.Create(Inv, $"{load.Average():F1} ({load.Min():F1}–{load.Max():F1})"))
                 .Append(" |\n");
+        }
         foreach (var sub in study.SubGrids)
             foreach (var arm in sub.Arms)
-            {
-                var epochs = arm.Runs.SelectMany(r => r.Results.Epochs).ToList();
-                Row(sub.Short, arm.Label,
-                    arm.Runs.Select(r => r.Results.TotalSeconds > 0 ? r.Results.TotalSeconds
-                        : r.Results.Epochs.Sum(e => e.TrainSeconds + e.EvalSeconds)).ToList(),
-                    epochs.Select(e => e.TrainSeconds + e.EvalSeconds).ToList(),
-                    epochs.Select(e => e.LoadAverage).OfType<double>().ToList());
-            }
+                Row(sub.Short, arm.Label, arm.Runs.Select(r => ((RunRecord)r.Results,
+                    r.Results.Epochs.Select(e => (e.TrainSeconds + e.EvalSeconds, e.LoadAverage)).ToList())).ToList());
         foreach (var (grid, runs) in study.AdaMatch)
             foreach (var g in AdaMatchTable.Build(runs).Groups)
-            {
-                var epochs = g.Runs.SelectMany(r => r.Results.Epochs).ToList();
-                Row(grid, g.Label,
-                    g.Runs.Select(r => r.Results.TotalSeconds > 0 ? r.Results.TotalSeconds
-                        : r.Results.Epochs.Sum(e => e.TrainSeconds + e.EvalSeconds)).ToList(),
-                    epochs.Select(e => e.TrainSeconds + e.EvalSeconds).ToList(),
-                    epochs.Select(e => e.LoadAverage).OfType<double>().ToList());
-            }
+                Row(grid, g.Label, g.Runs.Select(r => ((RunRecord)r.Results,
+                    r.Results.Epochs.Select(e => (e.TrainSeconds + e.EvalSeconds, e.LoadAverage)).ToList())).ToList());
         md.Append('\n');
     }
 }

@@ -46,6 +46,16 @@ public sealed record StudySubGrid(string Grid, string Dataset, string Model, int
         Arms.FirstOrDefault(a => string.Equals(a.Label, label, StringComparison.OrdinalIgnoreCase));
 }
 
+/// <summary>A grid folder's finished AdaMatch runs and their table (groups by arm), built once per study.</summary>
+/// <param name="Grid">The grid folder's name (adapt-mnistm-like).</param>
+/// <param name="Runs">The grid's finished AdaMatch runs.</param>
+/// <param name="Table">The runs grouped by arm, as <see cref="AdaMatchTable.Build"/> makes it.</param>
+public sealed record StudyAdaMatchGrid(string Grid, RunCollection Runs, AdaMatchTable Table)
+{
+    /// <summary>True for an arm with UAN on the input (its label names UAN), the arms claim 4 is about.</summary>
+    public static bool IsUanArm(AdaMatchGroup group) => group.Label.Contains("UAN", StringComparison.Ordinal);
+}
+
 /// <summary>
 /// A study folder: one folder per grid (<c>study/fmnist-b64/BN-lr0.001-s1/results.json</c>), each read with
 /// <see cref="RunCollection.Load"/>. Classification runs form sub-grids and arms; AdaMatch runs stay per grid. Only
@@ -57,7 +67,7 @@ public sealed class Study
     public static readonly IReadOnlyList<string> FinishedStatuses = ["completed", "diverged"];
 
     private Study(string root, IReadOnlyList<string> grids, IReadOnlyList<StudySubGrid> subGrids,
-        IReadOnlyList<(string Grid, RunCollection Runs)> adaMatch, IReadOnlyList<string> used,
+        IReadOnlyList<StudyAdaMatchGrid> adaMatch, IReadOnlyList<string> used,
         IReadOnlyList<string> inProgress, IReadOnlyList<string> warnings)
     {
         Root = root;
@@ -76,7 +86,7 @@ public sealed class Study
     /// <summary>Classification sub-grids, ordered by grid, batch size (descending), learning rate.</summary>
     public IReadOnlyList<StudySubGrid> SubGrids { get; }
     /// <summary>Grid folders with AdaMatch runs, with only their finished AdaMatch runs.</summary>
-    public IReadOnlyList<(string Grid, RunCollection Runs)> AdaMatch { get; }
+    public IReadOnlyList<StudyAdaMatchGrid> AdaMatch { get; }
     /// <summary>The run folders used, relative to the study folder, ordinal order.</summary>
     public IReadOnlyList<string> UsedRuns { get; }
     /// <summary>"grid/run (status running, 3 of 8 epochs)" for each run not used because it has not finished.</summary>
@@ -100,7 +110,7 @@ public sealed class Study
         if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"study folder not found: {full}");
         var grids = new List<string>();
         var subGrids = new List<StudySubGrid>();
-        var adaMatch = new List<(string, RunCollection)>();
+        var adaMatch = new List<StudyAdaMatchGrid>();
         var used = new List<string>();
         var inProgress = new List<string>();
         var warnings = new List<string>();
@@ -124,7 +134,10 @@ public sealed class Study
                 else inProgress.Add(string.Create(CultureInfo.InvariantCulture,
                     $"{Rel(r.Directory)} (status {r.Results.Status}, {r.Results.Epochs.Count} of {r.Results.Config.Epochs} epochs)"));
             if (finishedAdaMatch.Count > 0)
-                adaMatch.Add((grid, RunCollection.FromRuns(dir, [], adaMatchRuns: finishedAdaMatch)));
+            {
+                var adaMatchRuns = RunCollection.FromRuns(dir, [], adaMatchRuns: finishedAdaMatch);
+                adaMatch.Add(new StudyAdaMatchGrid(grid, adaMatchRuns, AdaMatchTable.Build(adaMatchRuns)));
+            }
 
             foreach (var sub in finished
                          .GroupBy(r => (r.Results.Config.Dataset, r.Results.Config.Model, r.Results.Config.BatchSize,

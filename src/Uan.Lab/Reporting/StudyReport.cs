@@ -323,9 +323,8 @@ public static class StudyReport
             return;
         }
         var target = new StudyMetric("target test accuracy, last epoch", "points", true, _ => null, 100, 2);
-        foreach (var (grid, runs) in study.AdaMatch)
+        foreach (var (grid, _, table) in study.AdaMatch)
         {
-            var table = AdaMatchTable.Build(runs);
             md.Append("### ").Append(grid).Append("\n\n");
             md.Append("| arm | seeds | source test accuracy (%) | target test accuracy (%) |\n|---|---|---|---|\n");
             var values = new Dictionary<string, SortedDictionary<int, double>>();
@@ -352,10 +351,10 @@ public static class StudyReport
             }
             var rows = table.Groups.Where(g => g.Label != "AdaMatch")
                 .Select(g => new StudyComparison("4", grid, g.Label, "AdaMatch", target,
-                    g.Label.Contains("UAN", StringComparison.Ordinal), true, PairedDifference.Of(values[g.Label], reference)))
+                    StudyAdaMatchGrid.IsUanArm(g), true, PairedDifference.Of(values[g.Label], reference)))
                 .ToList();
             if (table.Groups.FirstOrDefault(g => g.Key.InputNorm is { } input && InputNorms.IsStandardize(input)) is { } std)
-                rows.AddRange(table.Groups.Where(g => g.Label.Contains("UAN", StringComparison.Ordinal))
+                rows.AddRange(table.Groups.Where(StudyAdaMatchGrid.IsUanArm)
                     .Select(g => new StudyComparison("4", grid, g.Label, std.Label, target, true, true,
                         PairedDifference.Of(values[g.Label], values[std.Label]))));
             if (rows.Count > 0) PairTable(md, rows);
@@ -500,8 +499,8 @@ public static class StudyReport
             foreach (var arm in sub.Arms)
                 Row(sub.Short, arm.Label, arm.Runs.Select(r => ((RunRecord)r.Results,
                     r.Results.Epochs.Select(e => (e.TrainSeconds + e.EvalSeconds, e.LoadAverage)).ToList())).ToList());
-        foreach (var (grid, runs) in study.AdaMatch)
-            foreach (var g in AdaMatchTable.Build(runs).Groups)
+        foreach (var (grid, _, table) in study.AdaMatch)
+            foreach (var g in table.Groups)
                 Row(grid, g.Label, g.Runs.Select(r => ((RunRecord)r.Results,
                     r.Results.Epochs.Select(e => (e.TrainSeconds + e.EvalSeconds, e.LoadAverage)).ToList())).ToList());
         md.Append('\n');

@@ -84,6 +84,31 @@ public class StudyReportTests
         markdown.Split('\n').SingleOrDefault(l => parts.All(p => l.Contains(p, StringComparison.Ordinal)))
         ?? throw new Xunit.Sdk.XunitException($"no single line with {string.Join(" & ", parts)} in:\n{markdown}");
 
+    /// <summary>
+    /// The paper's UAN − BN gaps at epoch 100 (its README tables): lr 0.001 CIFAR-10 87.97 − 86.90 = +1.07,
+    /// CIFAR-100 61.10 − 59.82 = +1.28, Tiny ImageNet 39.71 − 37.17 = +2.54; lr 0.005 +1.84, +4.00, +2.92.
+    /// </summary>
+    [Theory]
+    [InlineData(0.001, -5.61, 5.57, "by +1.07 (CIFAR-10), +1.28 (CIFAR-100) and +2.54 (Tiny ImageNet) points",
+        "[-5.61, +5.57], every one lies inside it: these runs neither show nor rule out that the layer as coded explains them.")]
+    [InlineData(0.001, -1.0, 1.2, "by +1.07 (CIFAR-10)",
+        "[-1.00, +1.20], +1.07 lies inside it, +1.28 lies above it, +2.54 lies above it: these runs rule out only the gaps above the interval.")]
+    [InlineData(0.001, -3.0, -0.5, "(Tiny ImageNet) points",
+        "every one lies above it: the layer as coded gives no gain of the published size over BN here, so on this data it does not explain them.")]
+    [InlineData(0.001, 3.0, 4.0, "at lr 0.001 put them",
+        "every one lies below it: the layer as coded gains more than that over BN here, so it could explain them.")]
+    [InlineData(0.005, 1.0, 3.0, "by +1.84 (CIFAR-10), +4.00 (CIFAR-100) and +2.92 (Tiny ImageNet) points",
+        "+1.84 lies inside it, +4.00 lies above it, +2.92 lies inside it: these runs rule out only the gaps above the interval.")]
+    public void PublishedGapsAreSetBesideTheCompatInterval(double lr, double low, double high, string gaps, string verdict)
+    {
+        string s = StudyReport.PublishedGaps(lr, low, high)!;
+        Assert.Contains(gaps, s);
+        Assert.EndsWith(verdict, s);
+    }
+
+    [Fact]
+    public void NoPublishedGapsAtALearningRateThePaperDidNotUse() => Assert.Null(StudyReport.PublishedGaps(0.002, -1, 1));
+
     [Fact]
     public void VerdictsOfAConstructedStudyMatchHandComputedValues()
     {
@@ -146,6 +171,9 @@ public class StudyReportTests
         Assert.Contains("UAN-Compat, the authors' layer as coded, differs from BN by the same amount in every seed, which decides " +
                         "nothing (-3.00 points, 95 % CI [-3.00, -3.00], 2 seeds) " +
                         "and trains worse than UAN Paper (-4.95 points, 95 % CI [-5.59, -4.31], 2 seeds)", md);
+        // ... and the published UAN − BN gaps at lr 0.001 (all positive) lie above its interval [−3, −3].
+        Assert.Contains("Beside the UAN-Compat − BN interval here, [-3.00, -3.00], every one lies above it: the layer as " +
+                        "coded gives no gain of the published size over BN here", md);
 
         // Wall times: BN at b64 lr 0.001 runs 11, 12, 13 min; load 3–6 at the epoch ends.
         Assert.Contains("| batch 64, lr 0.001 | BN | 3 | 12.0 ± 1.0 | 122.0 | 4.5 (3.0–6.0) |", md);

@@ -127,6 +127,16 @@ public static class StudyReport
     public static readonly StudyMetric GradientMax = new("gradient variance, max over tensors, epoch average", "", false,
         r => EpochAverage(r, g => g.PaperMax), 1, 2);
 
+    /// <summary>Mean validation accuracy in quarter <paramref name="q"/> (1–4) of training (<see cref="Convergence.QuarterMeans"/>).</summary>
+    public static StudyMetric ValidationQuarter(int q) => new(
+        string.Create(Inv, $"validation, quarter {q}"), "points", true,
+        r => Convergence.QuarterMeans(Convergence.Points(r))?[q - 1], 100, 2);
+
+    /// <summary>Change of the quarter means from quarter <paramref name="q"/> − 1 to <paramref name="q"/> (points).</summary>
+    public static StudyMetric ValidationQuarterChange(int q) => new(
+        string.Create(Inv, $"Q{q} − Q{q - 1} (points)"), "", true,
+        r => Convergence.QuarterMeans(Convergence.Points(r)) is { } m ? m[q - 1] - m[q - 2] : null, 100, 2);
+
     private static double? EpochAverage(RunResults r, Func<GradientSummary, double> value)
     {
         var values = r.Epochs.Where(e => e.Gradient is not null).Select(e => value(e.Gradient!)).Where(double.IsFinite).ToList();
@@ -183,6 +193,7 @@ public static class StudyReport
         AdaptationClaim(body, all, study);
         BatchStatement(body, all, study);
         CompatSection(body, study);
+        Length(body, study);
         WallTimes(body, study);
 
         var md = new StringBuilder();
@@ -511,6 +522,33 @@ public static class StudyReport
         var sentences = CompatSentences(study);
         if (sentences.Count == 0) md.Append("No finished UAN-Compat run yet.\n\n");
         foreach (var s in sentences) md.Append(s).Append("\n\n");
+    }
+
+    /// <summary>
+    /// Is the run long enough? Mean validation accuracy per quarter of training per arm, and the quarter-to-quarter
+    /// changes; a curve has flattened when its last quarter gains little on the third, compared with what the second
+    /// gained on the first.
+    /// </summary>
+    private static void Length(StringBuilder md, Study study)
+    {
+        md.Append("## Length: do the validation curves flatten?\n\n");
+        md.Append("Per run, the mean validation accuracy in each quarter of its training steps (Q1 … Q4, from the points ")
+            .Append("measured every third of an epoch), and the change from one quarter to the next; mean ± std over seeds. ")
+            .Append("A curve has flattened when Q4 − Q3 is small beside Q2 − Q1.\n\n");
+        if (study.SubGrids.Count == 0) { md.Append("No finished classification run yet.\n\n"); return; }
+        StudyMetric[] metrics = [.. Enumerable.Range(1, 4).Select(ValidationQuarter), ValidationQuarterChange(2), ValidationQuarterChange(4)];
+        foreach (var sub in study.SubGrids)
+        {
+            md.Append("### ").Append(sub.Title).Append("\n\n");
+            ArmTable(md, sub.Arms, metrics);
+            double[] Means(StudyMetric m) => [.. sub.Arms.Select(a => SeedStat.Of(a.Values(m.Value).Values.ToList()))
+                .Where(x => x is not null).Select(x => 100 * x!.Value.Mean)];
+            var early = Means(metrics[4]);
+            var late = Means(metrics[5]);
+            if (early.Length == 0 || late.Length == 0) continue;
+            md.Append(string.Create(Inv,
+                $"Across the arms' means, Q4 − Q3 lies between {Signed(late.Min(), 2)} and {Signed(late.Max(), 2)} points; Q2 − Q1 between {Signed(early.Min(), 2)} and {Signed(early.Max(), 2)}.\n\n"));
+        }
     }
 
     private static void WallTimes(StringBuilder md, Study study)

@@ -221,6 +221,27 @@ public static class Convergence
     }
 
     /// <summary>
+    /// Mean validation accuracy in each quarter of training: a point at step s of a run whose last point is at step T
+    /// belongs to quarter ⌊4(s − 1)/T⌋ + 1. Null when a quarter has no point (fewer than 4 points, or a gap).
+    /// </summary>
+    public static double[]? QuarterMeans(IReadOnlyList<ValPoint> points)
+    {
+        if (points.Count == 0) return null;
+        long last = points.Max(p => p.Step);
+        if (last < 4) return null;
+        var sums = new double[4];
+        var counts = new int[4];
+        foreach (var p in points)
+        {
+            int q = (int)Math.Clamp((p.Step - 1) * 4 / last, 0, 3);
+            sums[q] += p.Accuracy;
+            counts[q]++;
+        }
+        if (counts.Any(c => c == 0)) return null;
+        return [.. sums.Select((v, i) => v / counts[i])];
+    }
+
+    /// <summary>
     /// The area under the validation-accuracy curve by the trapezoid rule between the first and the last point,
     /// divided by that span of steps: the mean validation accuracy over training. Null with fewer than 2 points.
     /// </summary>

@@ -175,6 +175,12 @@ public class StudyReportTests
         Assert.Contains("Beside the UAN-Compat − BN interval here, [-3.00, -3.00], every one lies above it: the layer as " +
                         "coded gives no gain of the published size over BN here", md);
 
+        // Length: BN's validation points 0.55 + 0.05·k + 0.001·s at steps 100·k, k = 1..8; the quarters hold k = 1–2,
+        // 3–4, 5–6, 7–8, so Q1 = 0.625 + 0.001·s (62.70 ± 0.10 over seeds 1–3) and each quarter is 10 points above the last.
+        Assert.Contains("| BN | 1, 2, 3 | 62.70 ± 0.10 | 72.70 ± 0.10 | 82.70 ± 0.10 | 92.70 ± 0.10 | 10.00 ± 0.00 | 10.00 ± 0.00 |", md);
+        Assert.Contains("| UAN | 1, 2, 3 | 57.70 ± 0.10 | 67.70 ± 0.10 |", md);
+        Assert.Contains("Across the arms' means, Q4 − Q3 lies between +10.00 and +10.00 points; Q2 − Q1 between +10.00 and +10.00.", md);
+
         // Wall times: BN at b64 lr 0.001 runs 11, 12, 13 min; load 3–6 at the epoch ends.
         Assert.Contains("| batch 64, lr 0.001 | BN | 3 | 12.0 ± 1.0 | 122.0 | 4.5 (3.0–6.0) |", md);
 

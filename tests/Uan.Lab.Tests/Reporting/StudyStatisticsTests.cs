@@ -150,6 +150,21 @@ public class ConvergenceTests
     }
 
     [Fact]
+    public void QuarterMeansSplitTheStepsIntoFourEqualSpans()
+    {
+        // Last step 8: steps 1–2, 3–4, 5–6, 7–8 are the quarters; accuracy s/10 gives means .15, .35, .55, .75.
+        var points = Enumerable.Range(1, 8).Reverse().Select(s => new ValPoint(s, s / 10.0, 0)).ToList();
+        var q = Convergence.QuarterMeans(points)!;
+        Assert.Equal([0.15, 0.35, 0.55, 0.75], q.Select(v => Math.Round(v, 12)));
+        // Last step 12, points at 3, 6, 9, 12: ⌊4·2/12⌋ = 0, ⌊4·5/12⌋ = 1, ⌊4·8/12⌋ = 2, ⌊4·11/12⌋ = 3, one each.
+        ValPoint[] four = [new(3, 0.1, 0), new(6, 0.2, 0), new(9, 0.4, 0), new(12, 0.8, 0)];
+        Assert.Equal([0.1, 0.2, 0.4, 0.8], Convergence.QuarterMeans(four)!);
+        // A quarter without a point gives no means.
+        Assert.Null(Convergence.QuarterMeans([new ValPoint(1, 0.5, 0), new ValPoint(8, 0.9, 0)]));
+        Assert.Null(Convergence.QuarterMeans([]));
+    }
+
+    [Fact]
     public void RunsWithoutValPointsFallBackToEpochEnds()
     {
         var run = new RunResults

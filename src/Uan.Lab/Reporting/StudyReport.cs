@@ -493,6 +493,11 @@ public static class StudyReport
         if (gaps.Count == 0) return null;
         static string Where(double g, double lo, double hi) => g > hi ? "above" : g < lo ? "below" : "inside";
         var places = gaps.Select(g => Where(g.Gap, low, high)).ToList();
+        string Listed(string place)
+        {
+            var g = gaps.Where((_, i) => places[i] == place).Select(g => Signed(g.Gap, 2)).ToList();
+            return g.Count == 0 ? "none" : g.Count == 1 ? g[0] : string.Join(", ", g.SkipLast(1)) + (place == "above" ? " or " : " and ") + g[^1];
+        }
         string named = string.Join(", ", gaps.SkipLast(1).Select(g => $"{Signed(g.Gap, 2)} ({DatasetTitle(g.Dataset)})"))
             + (gaps.Count > 1 ? " and " : "") + $"{Signed(gaps[^1].Gap, 2)} ({DatasetTitle(gaps[^1].Dataset)})";
         string lie = places.Distinct().Count() == 1
@@ -503,7 +508,11 @@ public static class StudyReport
             : places.All(p => p == "below")
                 ? "the layer as coded gains more than that over BN here, so it could explain them"
                 : places.Contains("above")
-                    ? "these runs rule out only the gaps above the interval"
+                    ? "on this data the layer as coded gives no gain over BN as large as " + Listed("above")
+                      + (places.Contains("inside")
+                          ? $", and {Listed("inside")} " + (places.Count(p => p == "inside") == 1 ? "is" : "are") + " neither shown nor ruled out"
+                          : "")
+                      + (places.Contains("below") ? $", while it gains more than {Listed("below")}" : "")
                     : "these runs neither show nor rule out that the layer as coded explains them";
         return string.Create(CultureInfo.InvariantCulture,
             $"The paper's \"UAN\" rows were trained with this layer: its shallow-CNN tables at lr {learningRate:G} put them above BN at epoch 100 by {named} points (the paper's numbers, one run each, on other datasets). ") +

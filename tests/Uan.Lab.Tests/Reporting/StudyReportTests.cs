@@ -92,13 +92,17 @@ public class StudyReportTests
     [InlineData(0.001, -5.61, 5.57, "by +1.07 (CIFAR-10), +1.28 (CIFAR-100) and +2.54 (Tiny ImageNet) points",
         "[-5.61, +5.57], every one lies inside it: these runs neither show nor rule out that the layer as coded explains them.")]
     [InlineData(0.001, -1.0, 1.2, "by +1.07 (CIFAR-10)",
-        "[-1.00, +1.20], +1.07 lies inside it, +1.28 lies above it, +2.54 lies above it: these runs rule out only the gaps above the interval.")]
+        "[-1.00, +1.20], +1.07 lies inside it, +1.28 lies above it, +2.54 lies above it: on this data the layer as coded gives no gain over BN as large as +1.28 or +2.54, and +1.07 is neither shown nor ruled out.")]
     [InlineData(0.001, -3.0, -0.5, "(Tiny ImageNet) points",
         "every one lies above it: the layer as coded gives no gain of the published size over BN here, so on this data it does not explain them.")]
     [InlineData(0.001, 3.0, 4.0, "at lr 0.001 put them",
         "every one lies below it: the layer as coded gains more than that over BN here, so it could explain them.")]
     [InlineData(0.005, 1.0, 3.0, "by +1.84 (CIFAR-10), +4.00 (CIFAR-100) and +2.92 (Tiny ImageNet) points",
-        "+1.84 lies inside it, +4.00 lies above it, +2.92 lies inside it: these runs rule out only the gaps above the interval.")]
+        "+1.84 lies inside it, +4.00 lies above it, +2.92 lies inside it: on this data the layer as coded gives no gain over BN as large as +4.00, and +1.84 and +2.92 are neither shown nor ruled out.")]
+    [InlineData(0.001, 1.1, 2.0, "by +1.07 (CIFAR-10)",
+        "+1.07 lies below it, +1.28 lies inside it, +2.54 lies above it: on this data the layer as coded gives no gain over BN as large as +2.54, and +1.28 is neither shown nor ruled out, while it gains more than +1.07.")]
+    [InlineData(0.001, 1.1, 1.2, "by +1.07 (CIFAR-10)",
+        "+1.07 lies below it, +1.28 lies above it, +2.54 lies above it: on this data the layer as coded gives no gain over BN as large as +1.28 or +2.54, while it gains more than +1.07.")]
     public void PublishedGapsAreSetBesideTheCompatInterval(double lr, double low, double high, string gaps, string verdict)
     {
         string s = StudyReport.PublishedGaps(lr, low, high)!;

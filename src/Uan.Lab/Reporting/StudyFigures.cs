@@ -104,12 +104,11 @@ public static class StudyFigures
     /// </summary>
     private static byte[]? Adaptation(Study study)
     {
-        var tables = study.AdaMatch;
         var palette = new ScottPlot.Palettes.Category10();
-        var colors = tables.SelectMany(t => t.Table.Groups).Select(g => g.Label).Distinct()
+        var colors = study.AdaMatch.SelectMany(t => t.Table.Groups).Select(g => g.Label).Distinct()
             .Select((l, i) => (l, palette.GetColor(i))).ToDictionary(p => p.l, p => p.Item2);
         var panels = new List<Plot?>();
-        foreach (var (grid, _, table) in tables)
+        foreach (var (grid, _, table) in study.AdaMatch)
         {
             var plot = new Plot();
             bool any = false;

@@ -493,13 +493,12 @@ public static class StudyReport
         if (gaps.Count == 0) return null;
         static string Where(double g, double lo, double hi) => g > hi ? "above" : g < lo ? "below" : "inside";
         var places = gaps.Select(g => Where(g.Gap, low, high)).ToList();
-        string Listed(string place)
-        {
-            var g = gaps.Where((_, i) => places[i] == place).Select(g => Signed(g.Gap, 2)).ToList();
-            return g.Count == 0 ? "none" : g.Count == 1 ? g[0] : string.Join(", ", g.SkipLast(1)) + (place == "above" ? " or " : " and ") + g[^1];
-        }
-        string named = string.Join(", ", gaps.SkipLast(1).Select(g => $"{Signed(g.Gap, 2)} ({DatasetTitle(g.Dataset)})"))
-            + (gaps.Count > 1 ? " and " : "") + $"{Signed(gaps[^1].Gap, 2)} ({DatasetTitle(gaps[^1].Dataset)})";
+        // "a", "a and b", "a, b and c" (or "or" for the last).
+        static string Series(IReadOnlyList<string> items, string last) =>
+            items.Count == 1 ? items[0] : string.Join(", ", items.SkipLast(1)) + $" {last} " + items[^1];
+        string Listed(string place) =>
+            Series([.. gaps.Where((_, i) => places[i] == place).Select(g => Signed(g.Gap, 2))], place == "above" ? "or" : "and");
+        string named = Series([.. gaps.Select(g => $"{Signed(g.Gap, 2)} ({DatasetTitle(g.Dataset)})")], "and");
         string lie = places.Distinct().Count() == 1
             ? (gaps.Count == 1 ? "it lies " : "every one lies ") + places[0] + " it"
             : string.Join(", ", gaps.Select((g, i) => $"{Signed(g.Gap, 2)} lies {places[i]} it"));

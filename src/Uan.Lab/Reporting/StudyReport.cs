@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Uan.Lab.Models;
 using Uan.Lab.Training;
@@ -130,12 +131,18 @@ public static class StudyReport
     /// <summary>Mean validation accuracy in quarter <paramref name="q"/> (1–4) of training (<see cref="Convergence.QuarterMeans"/>).</summary>
     public static StudyMetric ValidationQuarter(int q) => new(
         string.Create(Inv, $"validation, quarter {q}"), "points", true,
-        r => Convergence.QuarterMeans(Convergence.Points(r))?[q - 1], 100, 2);
+        r => QuartersOf(r)?[q - 1], 100, 2);
 
     /// <summary>Change of the quarter means from quarter <paramref name="q"/> − 1 to <paramref name="q"/> (points).</summary>
     public static StudyMetric ValidationQuarterChange(int q) => new(
         string.Create(Inv, $"Q{q} − Q{q - 1} (points)"), "", true,
-        r => Convergence.QuarterMeans(Convergence.Points(r)) is { } m ? m[q - 1] - m[q - 2] : null, 100, 2);
+        r => QuartersOf(r) is { } m ? m[q - 1] - m[q - 2] : null, 100, 2);
+
+    // The six quarter metrics of the Length section read the same four means; compute them once per run.
+    private static readonly ConditionalWeakTable<RunResults, double[]?[]> QuarterCache = new();
+
+    private static double[]? QuartersOf(RunResults r) =>
+        QuarterCache.GetValue(r, run => [Convergence.QuarterMeans(Convergence.Points(run))])[0];
 
     private static double? EpochAverage(RunResults r, Func<GradientSummary, double> value)
     {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copies the study's verdict rows from verdicts.md's summary into the README, between its markers
 # <!-- study:claims --> … <!-- /study:claims --> (claims 1–3), <!-- study:batch --> (the batch-size statement) and
-# <!-- study:adaptation --> (claim 4), and sets the README's count of finished classification runs. The rows are
+# <!-- study:adaptation --> (claim 4), and sets the README's counts of finished classification and adaptation runs. The rows are
 # chosen by metric, never by outcome: claim 1 by the area under the validation curve (steps to a threshold move in
 # whole validation intervals, see README.md here), every claim 2, 3, 4 and batch-size row. Run it after
 # `uan report --study docs/results/study`; ReadmeQuotesTests checks the result.
@@ -36,5 +36,7 @@ fill claims "$(rows '1|2|3')"
 fill batch "$(rows 'batch')"
 fill adaptation "$(rows '4')"
 n=$(grep '^Used (' "$verdicts" | grep -o '`fmnist-' | wc -l)
-sed -i -E "s/So far [0-9]+ of its ([0-9]+) classification runs/So far $n of its \1 classification runs/" "$readme"
-echo "README: study rows copied from $verdicts; $n classification runs finished"
+m=$(grep '^Used (' "$verdicts" | grep -o '`adapt-' | wc -l)
+grep -qE "Runs finished: [0-9]+ of the [0-9]+ classification" "$readme" || { echo "README has no 'Runs finished:' sentence" >&2; exit 1; }
+sed -i -E "s/Runs finished: [0-9]+ of the ([0-9]+) classification/Runs finished: $n of the \1 classification/; s/and [0-9]+ of the ([0-9]+) adaptation runs/and $m of the \1 adaptation runs/" "$readme"
+echo "README: study rows copied from $verdicts; $n classification and $m adaptation runs finished"

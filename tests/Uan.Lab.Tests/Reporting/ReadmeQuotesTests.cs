@@ -42,13 +42,17 @@ public class ReadmeQuotesTests
     }
 
     [Fact]
-    public void TheReadmesCountOfFinishedClassificationRunsIsTheVerdicts()
+    public void TheReadmesCountsOfFinishedRunsAreTheVerdicts()
     {
         var (readme, verdicts) = Files();
-        var said = Regex.Match(string.Join(" ", readme), @"So far (\d+) of its (\d+) classification runs");
-        Assert.True(said.Success, "the README says how many of the study's classification runs are finished");
+        var said = Regex.Match(string.Join(" ", readme),
+            @"Runs finished: (\d+) of the (\d+) classification runs and (\d+) of the (\d+) adaptation runs");
+        Assert.True(said.Success, "the README says how many of the study's classification and adaptation runs are finished");
         string used = verdicts.Single(l => l.StartsWith("Used (", StringComparison.Ordinal));
-        int classification = Regex.Matches(used, "`fmnist-").Count;
+        int classification = Regex.Matches(used, "`fmnist-").Count, adaptation = Regex.Matches(used, "`adapt-").Count;
         Assert.Equal(classification, int.Parse(said.Groups[1].Value));
+        Assert.Equal(adaptation, int.Parse(said.Groups[3].Value));
+        Assert.True(classification <= int.Parse(said.Groups[2].Value), "more classification runs than the study plans");
+        Assert.True(adaptation <= int.Parse(said.Groups[4].Value), "more adaptation runs than the study plans");
     }
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Copies the study's verdict rows from verdicts.md's summary into the README, between its markers
 # <!-- study:claims --> … <!-- /study:claims --> (claims 1–3), <!-- study:batch --> (the batch-size statement) and
-# <!-- study:adaptation --> (claim 4), and sets the README's counts of finished classification and adaptation runs. The rows are
-# chosen by metric, never by outcome: claim 1 by the area under the validation curve (steps to a threshold move in
-# whole validation intervals, see README.md here), every claim 2, 3, 4 and batch-size row. Run it after
+# <!-- study:adaptation --> (claim 4), and sets the README's counts of finished classification and adaptation runs.
+# The rows are chosen by metric, never by outcome: claim 1 by the area under the validation curve (steps to a threshold
+# move in whole validation intervals, see README.md here), every claim 2, 3, 4 and batch-size row. Run it after
 # `uan report --study docs/results/study`; ReadmeQuotesTests checks the result.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -37,6 +37,9 @@ fill batch "$(rows 'batch')"
 fill adaptation "$(rows '4')"
 n=$(grep '^Used (' "$verdicts" | grep -o '`fmnist-' | wc -l)
 m=$(grep '^Used (' "$verdicts" | grep -o '`adapt-' | wc -l)
-grep -qE "Runs finished: [0-9]+ of the [0-9]+ classification" "$readme" || { echo "README has no 'Runs finished:' sentence" >&2; exit 1; }
-sed -i -E "s/Runs finished: [0-9]+ of the ([0-9]+) classification/Runs finished: $n of the \1 classification/; s/and [0-9]+ of the ([0-9]+) adaptation runs/and $m of the \1 adaptation runs/" "$readme"
+# The sentence may wrap anywhere: match it whole, across line breaks, and set both counts in one substitution.
+export N=$n M=$m
+sentence='(Runs finished:\s+)\d+(\s+of\s+the\s+\d+\s+classification\s+runs\s+and\s+)\d+(\s+of\s+the\s+\d+\s+adaptation\s+runs)'
+perl -0ne "exit(/$sentence/ ? 0 : 1)" "$readme" || { echo "README has no 'Runs finished: …' sentence" >&2; exit 1; }
+perl -0pi -e "s/$sentence/\${1}\$ENV{N}\${2}\$ENV{M}\${3}/" "$readme"
 echo "README: study rows copied from $verdicts; $n classification and $m adaptation runs finished"

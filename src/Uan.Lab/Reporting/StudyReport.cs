@@ -139,10 +139,10 @@ public static class StudyReport
         r => QuartersOf(r) is { } m ? m[q - 1] - m[q - 2] : null, 100, 2);
 
     // The six quarter metrics of the Length section read the same four means; compute them once per run.
-    private static readonly ConditionalWeakTable<RunResults, double[]?[]> QuarterCache = new();
+    private static readonly ConditionalWeakTable<RunResults, StrongBox<double[]?>> QuarterCache = new();
 
     private static double[]? QuartersOf(RunResults r) =>
-        QuarterCache.GetValue(r, run => [Convergence.QuarterMeans(Convergence.Points(run))])[0];
+        QuarterCache.GetValue(r, run => new(Convergence.QuarterMeans(Convergence.Points(run)))).Value;
 
     private static double? EpochAverage(RunResults r, Func<GradientSummary, double> value)
     {

@@ -23,6 +23,8 @@ public static class StudyFigures
     public const string AdaptationFile = "study-adaptation.png";
 
     private const int PanelWidth = 760, PanelHeight = 500;
+    // Taller, for the legend below the data (up to six entries).
+    private const int AdaptationPanelHeight = 720;
 
     /// <summary>Writes the figures that have data into <paramref name="dir"/> and returns their paths.</summary>
     public static IReadOnlyList<string> Save(Study study, string dir)
@@ -126,10 +128,13 @@ public static class StudyFigures
             twice.LegendText = "twice chance (20 %)";
             Style(plot, grid, "training step", "target test accuracy (%)");
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
-            plot.ShowLegend(Edge.Right);
+            // Below the data, one entry per line: the input-norm labels are long, and a legend on the right took
+            // most of the panel's width, squeezing the data area of the panel with the most arms.
+            plot.ShowLegend(Edge.Bottom);
+            plot.Legend.Orientation = Orientation.Vertical;
             panels.Add(plot);
         }
-        return panels.Count == 0 ? null : PanelGrid.Render(panels, Math.Min(2, panels.Count), PanelWidth, PanelHeight,
+        return panels.Count == 0 ? null : PanelGrid.Render(panels, Math.Min(2, panels.Count), PanelWidth, AdaptationPanelHeight,
             "AdaMatch: target accuracy per step (mean over seeds, band = min–max)");
     }
 

@@ -40,6 +40,7 @@ m=$(grep '^Used (' "$verdicts" | grep -o '`adapt-' | wc -l)
 # The sentence may wrap anywhere: match it whole, across line breaks, and set both counts in one substitution.
 export N=$n M=$m
 sentence='(Runs finished:\s+)\d+(\s+of\s+the\s+\d+\s+classification\s+runs\s+and\s+)\d+(\s+of\s+the\s+\d+\s+adaptation\s+runs)'
-perl -0ne "exit(/$sentence/ ? 0 : 1)" "$readme" || { echo "README has no 'Runs finished: …' sentence" >&2; exit 1; }
-perl -0pi -e "s/$sentence/\${1}\$ENV{N}\${2}\$ENV{M}\${3}/" "$readme"
+# One pass: substitute, and exit 1 when nothing matched (the file is then written back unchanged).
+perl -0pi -e "\$hit += s/$sentence/\${1}\$ENV{N}\${2}\$ENV{M}\${3}/; END { exit(\$hit ? 0 : 1) }" "$readme" ||
+  { echo "README has no 'Runs finished: …' sentence" >&2; exit 1; }
 echo "README: study rows copied from $verdicts; $n classification and $m adaptation runs finished"
